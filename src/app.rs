@@ -1,0 +1,95 @@
+//! Wiring and staged shutdown: receivers → merge engine → exporters. Takes
+//! listeners that are already bound and a shutdown future, so tests bind port
+//! 0 and stop the app when they like.
+
+use crate::config::Config;
+use crate::export::FanOut;
+use crate::receive::{self, http::HttpState, Ingest};
+use crate::telemetry::Registry;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// How long exporters get to flush at shutdown.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(10);
+
+/// Runs ccotel until `shutdown` resolves, then stops accepting, processes what
+/// was accepted, flushes the exporters (bounded by [`SHUTDOWN_FLUSH`]) and
+/// returns.
+pub async fn run(
+    config: Config,
+    http: TcpListener,
+    grpc: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let registry = Arc::new(Registry::default());
+    let (ingest, rx) = Ingest::channel(
+        config.server.queue_events,
+        config.server.queue_bytes,
+        registry.stats.clone(),
+    );
+    let (fanout, exporters) = FanOut::start(&config.exporters, &registry)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let merge = tokio::spawn(crate::merge::run(rx, fanout, stop_rx.clone()));
+
+    let http_task = tokio::spawn(receive::http::serve(
+        http,
+        HttpState {
+            ingest: ingest.clone(),
+            max_body: config.server.max_body_bytes,
+            registry: registry.clone(),
+        },
+        stopped(stop_rx.clone()),
+    ));
+    let grpc_task = tokio::spawn(receive::grpc::serve(
+        grpc,
+        ingest.clone(),
+        config.server.max_body_bytes,
+        tonic::service::Routes::default(),
+        stopped(stop_rx.clone()),
+    ));
+    drop(ingest);
+
+    shutdown.await;
+    tracing::info!("shutting down: no new requests; flushing what was accepted");
+    let _ = stop_tx.send(true);
+    if let Ok(Err(e)) = http_task.await {
+        tracing::warn!(error = %e, "HTTP receiver stopped with an error");
+    }
+    if let Ok(Err(e)) = grpc_task.await {
+        tracing::warn!(error = %e, "gRPC receiver stopped with an error");
+    }
+    let _ = merge.await;
+    exporters.shutdown(SHUTDOWN_FLUSH).await;
+    tracing::info!(counters = %registry.snapshot(), "stopped");
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

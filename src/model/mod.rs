@@ -1,0 +1,7 @@
+//! Types shared by every stage: the internal event, hook events, and ids.
+
+pub mod event;
+pub mod hook;
+
+pub use event::{Event, Payload, Signal, Transport};
+pub use hook::{HookEvent, HookEventName};

@@ -1,0 +1,251 @@
+//! OTLP/HTTP (`/v1/logs`, `/v1/metrics`, `/v1/traces`) and hook events
+//! (`/v1/hooks`) on one port, answered the way the OTLP spec says: 200 with an
+//! Export*ServiceResponse, 400 for bodies that don't decode, 413 above the size
+//! limit, 415 for unknown content types, and 503 when ccotel is full.
+
+use super::decode::{self, DecodeError, Encoding};
+use super::signal::OtlpRequest;
+use super::{Full, Ingest};
+use crate::model::{Event, HookEvent, Payload, Transport};
+use crate::telemetry::Registry;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
+};
+use prost::Message;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Marks hook events forwarded by `ccotel hook` rather than sent by Claude
+/// Code's own HTTP hooks.
+pub const TRANSPORT_HEADER: &str = "x-ccotel-transport";
+
+/// Shared by every HTTP handler.
+#[derive(Clone)]
+pub struct HttpState {
+    pub ingest: Ingest,
+    pub max_body: usize,
+    pub registry: Arc<Registry>,
+}
+
+/// The HTTP routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/v1/logs", post(otlp::<ExportLogsServiceRequest>))
+        .route("/v1/metrics", post(otlp::<ExportMetricsServiceRequest>))
+        .route("/v1/traces", post(otlp::<ExportTraceServiceRequest>))
+        .route("/v1/hooks", post(hook))
+        .route("/healthz", get(health))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves HTTP on an already-bound listener until `shutdown` resolves, then
+/// finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health(State(state): State<HttpState>) -> Response {
+    json_response(StatusCode::OK, state.registry.snapshot().to_string())
+}
+
+async fn not_found() -> Response {
+    error(
+        None,
+        StatusCode::NOT_FOUND,
+        "not found; ccotel serves POST /v1/logs, /v1/metrics, /v1/traces, /v1/hooks and GET /healthz",
+    )
+}
+
+async fn otlp<T: OtlpRequest>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let stats = &state.ingest.stats;
+    let encoding = match decode::encoding_of(&headers) {
+        Ok(e) => e,
+        Err(e) => return refuse(&state, None, e),
+    };
+    let raw = match read_body(body, state.max_body).await {
+        Ok(b) => b,
+        Err(e) => return refuse(&state, Some(encoding), e),
+    };
+    let wire_len = raw.len();
+    let bytes = match decode::inflate(&headers, raw, state.max_body) {
+        Ok(b) => b,
+        Err(e) => return refuse(&state, Some(encoding), e),
+    };
+    let mut request: T = match decode::decode(&bytes, encoding) {
+        Ok(r) => r,
+        Err(e) => return refuse(&state, Some(encoding), e),
+    };
+    let rejected = request.validate();
+    stats.add(&stats.rejected_records, rejected.count as u64);
+    let records = request.records();
+    let transport = match encoding {
+        Encoding::Protobuf => Transport::HttpProtobuf,
+        Encoding::Json => Transport::HttpJson,
+    };
+    if let Err(Full) = state.ingest.submit(
+        Event::now(transport, request.into_payload()),
+        wire_len.max(bytes.len()),
+    ) {
+        return unavailable(Some(encoding));
+    }
+    let (requests, items) = T::counters(stats);
+    stats.inc(requests);
+    stats.add(items, records);
+    let response = T::response(rejected);
+    match encoding {
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, Encoding::Protobuf.content_type())],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => json_response(
+            StatusCode::OK,
+            serde_json::to_string(&response).unwrap_or_else(|_| "{}".into()),
+        ),
+    }
+}
+
+async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    let stats = &state.ingest.stats;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
+        if !ct.starts_with("application/json") {
+            stats.inc(&stats.bad_requests);
+            return hook_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("unsupported content type {ct:?}; hook events are application/json"),
+            );
+        }
+    }
+    let bytes = match read_body(body, state.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            stats.inc(&stats.bad_requests);
+            return hook_error(e.status(), &e.to_string());
+        }
+    };
+    let event = match HookEvent::parse(&bytes) {
+        Ok(ev) => ev,
+        Err(e) => {
+            stats.inc(&stats.bad_requests);
+            return hook_error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let transport = match headers.get(TRANSPORT_HEADER).map(HeaderValue::as_bytes) {
+        Some(b"command") => Transport::HookCommand,
+        _ => Transport::HookHttp,
+    };
+    if state
+        .ingest
+        .submit(Event::now(transport, Payload::Hook(event)), bytes.len())
+        .is_err()
+    {
+        return hook_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ccotel is overloaded: its internal queue is full; retry later",
+        );
+    }
+    stats.inc(&stats.hook_events);
+    json_response(StatusCode::OK, "{}".to_string())
+}
+
+/// Reads at most `limit` bytes of body.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, DecodeError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(DecodeError::TooLarge { limit })
+        }
+        Err(e) => Err(DecodeError::BadGzip(std::io::Error::other(format!(
+            "request body could not be read: {e}"
+        )))),
+    }
+}
+
+fn refuse(state: &HttpState, encoding: Option<Encoding>, e: DecodeError) -> Response {
+    let stats = &state.ingest.stats;
+    stats.inc(&stats.bad_requests);
+    tracing::debug!(error = %e, "refused OTLP request");
+    error(encoding, e.status(), &e.to_string())
+}
+
+fn unavailable(encoding: Option<Encoding>) -> Response {
+    let mut r = error(
+        encoding,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ccotel is overloaded: its internal queue is full; retry later",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// An OTLP error answer: a `google.rpc.Status` in the request's encoding.
+fn error(encoding: Option<Encoding>, status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        StatusCode::NOT_FOUND => tonic::Code::NotFound,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => tonic::Code::Unimplemented,
+        _ => tonic::Code::InvalidArgument,
+    } as i32;
+    match encoding {
+        Some(Encoding::Protobuf) => {
+            let body = tonic_types::Status {
+                code,
+                message: message.to_string(),
+                details: vec![],
+            }
+            .encode_to_vec();
+            (
+                status,
+                [(header::CONTENT_TYPE, Encoding::Protobuf.content_type())],
+                body,
+            )
+                .into_response()
+        }
+        _ => json_response(
+            status,
+            serde_json::json!({ "code": code, "message": message }).to_string(),
+        ),
+    }
+}
+
+fn hook_error(status: StatusCode, message: &str) -> Response {
+    let mut r = json_response(status, serde_json::json!({ "error": message }).to_string());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

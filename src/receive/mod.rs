@@ -1,0 +1,91 @@
+//! The wire: OTLP over gRPC and HTTP, and hook events over HTTP. Receivers
+//! decode, validate, and hand an [`Event`] to the merge engine through
+//! [`Ingest`], a bounded channel that also bounds buffered bytes. A full
+//! channel is answered with 503 / UNAVAILABLE so the sender retries later;
+//! memory never grows without bound.
+
+pub mod decode;
+pub mod grpc;
+pub mod http;
+pub mod signal;
+pub mod validate;
+
+use crate::model::Event;
+use crate::telemetry::Stats;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+/// An accepted event and its share of the byte budget, released when the
+/// merge engine is done with it.
+#[derive(Debug)]
+pub struct Accepted {
+    pub event: Event,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Accepted {
+    /// An event that holds no byte budget (for replays from the store).
+    pub fn unbudgeted(event: Event) -> Accepted {
+        Accepted {
+            event,
+            _permit: None,
+        }
+    }
+}
+
+/// The sending side of the one internal channel, shared by all receivers.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Accepted>,
+    bytes: Arc<Semaphore>,
+    byte_budget: usize,
+    pub stats: Arc<Stats>,
+}
+
+/// The channel or the byte budget is full.
+#[derive(Debug, thiserror::Error)]
+#[error("ccotel is overloaded: its internal queue is full; retry later")]
+pub struct Full;
+
+impl Ingest {
+    /// Creates the channel: at most `events` queued events and `bytes` queued
+    /// bytes (as measured on the wire).
+    pub fn channel(
+        events: usize,
+        bytes: usize,
+        stats: Arc<Stats>,
+    ) -> (Ingest, mpsc::Receiver<Accepted>) {
+        let (tx, rx) = mpsc::channel(events.max(1));
+        let byte_budget = bytes.clamp(1, u32::MAX as usize);
+        (
+            Ingest {
+                tx,
+                bytes: Arc::new(Semaphore::new(byte_budget)),
+                byte_budget,
+                stats,
+            },
+            rx,
+        )
+    }
+
+    /// Queues an event without waiting; `size` is its wire size.
+    pub fn submit(&self, event: Event, size: usize) -> Result<(), Full> {
+        let want = size.clamp(1, self.byte_budget) as u32;
+        let permit = match self.bytes.clone().try_acquire_many_owned(want) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.inc(&self.stats.refused_full);
+                return Err(Full);
+            }
+        };
+        self.tx
+            .try_send(Accepted {
+                event,
+                _permit: Some(permit),
+            })
+            .map_err(|_| {
+                self.stats.inc(&self.stats.refused_full);
+                Full
+            })
+    }
+}

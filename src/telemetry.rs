@@ -1,0 +1,107 @@
+//! ccotel's own counters and logging. Every drop is counted here so that an
+//! operator can tell "nothing happened" from "everything was thrown away".
+
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Sets up `tracing` output on stderr, filtered by `RUST_LOG` (default info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCOTEL_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+macro_rules! counters {
+    ($name:ident { $($field:ident),* $(,)? }) => {
+        /// Monotonic counters, readable at `/healthz`.
+        #[derive(Debug, Default)]
+        pub struct $name { $(pub $field: AtomicU64,)* }
+
+        impl $name {
+            /// All counters by name.
+            pub fn snapshot(&self) -> Map<String, Value> {
+                let mut m = Map::new();
+                $(m.insert(stringify!($field).to_string(), Value::from(self.$field.load(Ordering::Relaxed)));)*
+                m
+            }
+        }
+    };
+}
+
+counters!(Stats {
+    hook_events,
+    log_requests,
+    log_records,
+    metric_requests,
+    metric_points,
+    trace_requests,
+    native_spans,
+    rejected_records,
+    bad_requests,
+    refused_full,
+    merged_spans,
+    dropped_merge_output,
+});
+
+counters!(ExporterStats {
+    enqueued,
+    dropped_queue_full,
+    sent_requests,
+    sent_items,
+    failed_requests,
+    dropped_items,
+    retries,
+    partial_rejected,
+});
+
+impl Stats {
+    pub fn inc(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl ExporterStats {
+    pub fn add(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The counters of the whole process, with one entry per exporter.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub stats: Arc<Stats>,
+    exporters: Mutex<Vec<(String, Arc<ExporterStats>)>>,
+}
+
+impl Registry {
+    pub fn exporter(&self, name: &str) -> Arc<ExporterStats> {
+        let s = Arc::new(ExporterStats::default());
+        if let Ok(mut list) = self.exporters.lock() {
+            list.push((name.to_string(), s.clone()));
+        }
+        s
+    }
+
+    /// Everything as one JSON object.
+    pub fn snapshot(&self) -> Value {
+        let mut exporters = Map::new();
+        if let Ok(list) = self.exporters.lock() {
+            for (name, s) in list.iter() {
+                exporters.insert(name.clone(), Value::Object(s.snapshot()));
+            }
+        }
+        let mut root = Map::new();
+        root.insert("status".into(), Value::from("ok"));
+        root.insert("receive".into(), Value::Object(self.stats.snapshot()));
+        root.insert("exporters".into(), Value::Object(exporters));
+        Value::Object(root)
+    }
+}

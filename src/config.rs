@@ -30,24 +30,13 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub merge: MergeConfig,
     pub exporters: Vec<ExporterConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            store: StoreConfig::default(),
-            merge: MergeConfig::default(),
-            exporters: Vec::new(),
-        }
-    }
 }
 
 /// `[server]`: where ccotel listens and how much it buffers.

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 pub mod hook;
+pub mod hook_spool;
 pub mod serve;
 
 use clap::{Args, Parser, Subcommand};

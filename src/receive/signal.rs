@@ -42,7 +42,7 @@ impl OtlpRequest for ExportLogsServiceRequest {
     }
     fn response(rejected: Rejected) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (rejected.count > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (rejected.count > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: rejected.count,
                 error_message: rejected.message,
             }),
@@ -78,7 +78,7 @@ impl OtlpRequest for ExportMetricsServiceRequest {
     }
     fn response(rejected: Rejected) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (rejected.count > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (rejected.count > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: rejected.count,
                 error_message: rejected.message,
             }),
@@ -106,7 +106,7 @@ impl OtlpRequest for ExportTraceServiceRequest {
     }
     fn response(rejected: Rejected) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (rejected.count > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (rejected.count > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected.count,
                 error_message: rejected.message,
             }),

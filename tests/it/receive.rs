@@ -1,0 +1,686 @@
+//! The receiving side over real sockets: every capture of the real Claude Code
+//! CLI replayed over gRPC, OTLP/HTTP protobuf, JSON and gzip, and hooks over
+//! HTTP; bad input refused with the documented status; fan-out that a hung
+//! backend cannot stall; shutdown that flushes.
+
+use crate::support::backend::{Backend, Mode};
+use crate::support::fixtures::{self, OtlpCapture};
+use crate::support::{eventually, exporter, spawn_app, App};
+use ccotel::config::{Config, Protocol};
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::{logs_service_client::LogsServiceClient, ExportLogsServiceRequest},
+    metrics::v1::{metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest},
+    trace::v1::{trace_service_client::TraceServiceClient, ExportTraceServiceRequest},
+};
+use prost::Message;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Grpc,
+    HttpProtobuf,
+    HttpJson,
+    HttpJsonGzip,
+}
+
+/// What a capture decodes to.
+#[derive(Default)]
+struct Sent {
+    traces: Vec<ExportTraceServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
+}
+
+fn decode<T: Message + Default + serde::de::DeserializeOwned>(c: &OtlpCapture) -> T {
+    if c.content_type.contains("json") {
+        serde_json::from_slice(&c.body).unwrap()
+    } else {
+        T::decode(&c.body[..]).unwrap()
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn post(
+    app: &App,
+    path: &str,
+    content_type: &str,
+    gz: bool,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(path))
+        .header("content-type", content_type);
+    let body = if gz {
+        req = req.header("content-encoding", "gzip");
+        gzip(&body)
+    } else {
+        body
+    };
+    req.body(body).send().await.unwrap()
+}
+
+/// Sends one capture over `wire`, as Claude Code would have with that protocol.
+async fn send(app: &App, c: &OtlpCapture, wire: Wire, sent: &mut Sent) {
+    macro_rules! one {
+        ($ty:ty, $client:ident, $field:ident) => {{
+            let req: $ty = decode(c);
+            sent.$field.push(req.clone());
+            match wire {
+                Wire::Grpc => {
+                    let mut client = $client::connect(format!("http://{}", app.grpc))
+                        .await
+                        .unwrap();
+                    client.export(req).await.expect("gRPC export refused");
+                }
+                Wire::HttpProtobuf => {
+                    let r = post(
+                        app,
+                        &c.path,
+                        "application/x-protobuf",
+                        false,
+                        req.encode_to_vec(),
+                    )
+                    .await;
+                    assert_eq!(r.status(), 200);
+                    let answer = r.bytes().await.unwrap();
+                    assert!(answer.is_empty() || !answer.is_empty());
+                }
+                Wire::HttpJson | Wire::HttpJsonGzip => {
+                    // Claude Code's own JSON bytes when we have them.
+                    let body = if c.content_type.contains("json") {
+                        c.body.clone()
+                    } else {
+                        serde_json::to_vec(&req).unwrap()
+                    };
+                    let r = post(
+                        app,
+                        &c.path,
+                        "application/json",
+                        matches!(wire, Wire::HttpJsonGzip),
+                        body,
+                    )
+                    .await;
+                    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                }
+            }
+        }};
+    }
+    match c.path.as_str() {
+        "/v1/traces" => one!(ExportTraceServiceRequest, TraceServiceClient, traces),
+        "/v1/metrics" => one!(ExportMetricsServiceRequest, MetricsServiceClient, metrics),
+        _ => one!(ExportLogsServiceRequest, LogsServiceClient, logs),
+    }
+}
+
+/// Resource-level blocks, encoded and sorted: batching may join requests, but
+/// each resource block with its scopes and records must arrive intact.
+fn blocks<T: Message + serde::Serialize>(items: impl IntoIterator<Item = T>) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .into_iter()
+        .map(|m| serde_json::to_string_pretty(&m).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts equality, printing only the first differing line on failure.
+fn same(a: Vec<String>, b: Vec<String>, what: &str) {
+    if a == b {
+        return;
+    }
+    assert_eq!(a.len(), b.len(), "{what}: block count differs");
+    for (x, y) in a.iter().zip(&b) {
+        for (i, (lx, ly)) in x.lines().zip(y.lines()).enumerate() {
+            assert_eq!(lx, ly, "{what}: first difference at line {i}");
+        }
+    }
+    panic!("{what}: blocks differ in length");
+}
+
+async fn replay_scenario(scenario: &str, wire: Wire, backend_protocol: Protocol) {
+    let backend = match backend_protocol {
+        Protocol::Grpc => Backend::grpc().await,
+        _ => Backend::http(Mode::Ok).await,
+    };
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "sink",
+        backend.endpoint(),
+        backend_protocol,
+        "metrics,logs,native_traces",
+    ));
+    let app = spawn_app(config).await;
+    let mut sent = Sent::default();
+    let captures = fixtures::otlp(scenario);
+    assert!(!captures.is_empty());
+    for c in &captures {
+        send(&app, c, wire, &mut sent).await;
+    }
+    app.shutdown().await;
+
+    let got = backend.received();
+    let what = format!("{scenario} over {wire:?} to {backend_protocol:?}");
+    same(
+        blocks(sent.logs.iter().flat_map(|r| r.resource_logs.clone())),
+        blocks(got.logs.iter().flat_map(|r| r.resource_logs.clone())),
+        &format!("logs: {what}"),
+    );
+    same(
+        blocks(sent.metrics.iter().flat_map(|r| r.resource_metrics.clone())),
+        blocks(got.metrics.iter().flat_map(|r| r.resource_metrics.clone())),
+        &format!("metrics: {what}"),
+    );
+    same(
+        blocks(sent.traces.iter().flat_map(|r| r.resource_spans.clone())),
+        blocks(got.traces.iter().flat_map(|r| r.resource_spans.clone())),
+        &format!("native spans: {what}"),
+    );
+    let records: usize = got
+        .logs
+        .iter()
+        .flat_map(|r| &r.resource_logs)
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    assert!(records > 0, "{what}: no log records forwarded");
+}
+
+#[tokio::test]
+async fn every_capture_arrives_intact_over_every_wire() {
+    let wires = [
+        Wire::HttpJson,
+        Wire::HttpProtobuf,
+        Wire::Grpc,
+        Wire::HttpJsonGzip,
+    ];
+    let protocols = [Protocol::HttpProtobuf, Protocol::HttpJson, Protocol::Grpc];
+    for (i, scenario) in fixtures::SCENARIOS.iter().enumerate() {
+        for (j, wire) in wires.iter().enumerate() {
+            replay_scenario(scenario, *wire, protocols[(i + j) % protocols.len()]).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_hook_of_every_scenario_is_accepted_with_an_empty_object() {
+    let app = spawn_app(Config::default()).await;
+    let mut total = 0;
+    for scenario in fixtures::SCENARIOS {
+        let mut bodies: Vec<Vec<u8>> = fixtures::hooks(scenario)
+            .into_iter()
+            .map(|h| h.body)
+            .collect();
+        bodies.extend(fixtures::http_hook_bodies(scenario));
+        for body in bodies {
+            let r = post(&app, "/v1/hooks", "application/json", false, body).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), "{}");
+            total += 1;
+        }
+    }
+    assert!(total > 100);
+    assert_eq!(app.health().await["receive"]["hook_events"], total);
+    app.shutdown().await;
+}
+
+/// (what, path, content type, gzip, body, expected status, words in the message)
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
+fn bad_cases() -> Vec<Case> {
+    let good = fixtures::otlp("protobuf")
+        .into_iter()
+        .find(|c| c.path == "/v1/logs")
+        .unwrap()
+        .body;
+    let truncated = good[..good.len() / 2].to_vec();
+    // Sent with gzip: 64 MiB of spaces that compress to about 64 KiB.
+    let bomb = vec![b' '; 64 * 1024 * 1024];
+    vec![
+        (
+            "truncated protobuf",
+            "/v1/logs",
+            "application/x-protobuf",
+            false,
+            truncated,
+            400,
+            "protobuf",
+        ),
+        (
+            "invalid JSON",
+            "/v1/traces",
+            "application/json",
+            false,
+            b"{\"resourceSpans\": [".to_vec(),
+            400,
+            "OTLP/JSON",
+        ),
+        (
+            "wrong content type",
+            "/v1/metrics",
+            "text/plain",
+            false,
+            b"hello".to_vec(),
+            415,
+            "content type",
+        ),
+        (
+            "oversized body",
+            "/v1/logs",
+            "application/json",
+            false,
+            vec![b' '; 9 * 1024 * 1024],
+            413,
+            "limit",
+        ),
+        (
+            "gzip bomb",
+            "/v1/logs",
+            "application/json",
+            true,
+            bomb,
+            413,
+            "limit",
+        ),
+        (
+            "hook not JSON",
+            "/v1/hooks",
+            "application/json",
+            false,
+            b"PreToolUse please".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "hook without session_id",
+            "/v1/hooks",
+            "application/json",
+            false,
+            br#"{"hook_event_name":"Stop"}"#.to_vec(),
+            400,
+            "session_id",
+        ),
+        (
+            "unknown hook event",
+            "/v1/hooks",
+            "application/json",
+            false,
+            br#"{"session_id":"s1","hook_event_name":"TeaTime"}"#.to_vec(),
+            400,
+            "TeaTime",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_status_and_message_while_good_requests_flow() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "sink",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "logs",
+    ));
+    let app = spawn_app(config).await;
+    let good = fixtures::otlp("tools-basic")
+        .into_iter()
+        .find(|c| c.path == "/v1/logs")
+        .unwrap();
+
+    // Good traffic in parallel with every bad case, twice over.
+    let mut good_tasks = Vec::new();
+    for _ in 0..20 {
+        let client = app.client.clone();
+        let url = app.url("/v1/logs");
+        let body = good.body.clone();
+        good_tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }));
+    }
+    for _ in 0..2 {
+        for (what, path, ct, gz, body, status, words) in bad_cases() {
+            let r = post(&app, path, ct, gz, body).await;
+            assert_eq!(r.status().as_u16(), status, "{what}");
+            let text = r.text().await.unwrap();
+            assert!(
+                text.contains(words),
+                "{what}: message {text:?} lacks {words:?}"
+            );
+        }
+    }
+    for t in good_tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let health = app.health().await;
+    assert_eq!(health["receive"]["log_requests"], 20);
+    assert_eq!(health["receive"]["bad_requests"], 16);
+    app.shutdown().await;
+    let records: usize = backend
+        .received()
+        .logs
+        .iter()
+        .map(|r| r.resource_logs.len())
+        .sum();
+    assert_eq!(records, 20, "every good request reached the backend");
+}
+
+#[tokio::test]
+async fn protobuf_errors_are_google_rpc_status_and_partial_success_counts_bad_spans() {
+    let app = spawn_app(Config::default()).await;
+    let r = post(
+        &app,
+        "/v1/logs",
+        "application/x-protobuf",
+        false,
+        vec![0xff, 0xff, 0xff],
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let status = tonic_types::Status::decode(r.bytes().await.unwrap()).unwrap();
+    assert_eq!(status.code, tonic::Code::InvalidArgument as i32);
+    assert!(status.message.contains("protobuf"));
+
+    // One span with a short trace id among good ones.
+    let capture = fixtures::otlp("tools-basic")
+        .into_iter()
+        .find(|c| c.path == "/v1/traces")
+        .unwrap();
+    let mut req: ExportTraceServiceRequest = decode(&capture);
+    let spans = &mut req.resource_spans[0].scope_spans[0].spans;
+    let total = spans.len();
+    spans[0].trace_id = vec![1, 2, 3];
+    let r = post(
+        &app,
+        "/v1/traces",
+        "application/json",
+        false,
+        serde_json::to_vec(&req).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["partialSuccess"]["rejectedSpans"], 1, "{answer}");
+    assert_eq!(
+        app.health().await["receive"]["native_spans"],
+        (total - 1) as u64
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_refuses_oversized_and_accepts_gzip() {
+    let logs: Vec<ExportLogsServiceRequest> = fixtures::otlp("tools-basic")
+        .iter()
+        .filter(|c| c.path == "/v1/logs")
+        .map(decode)
+        .collect();
+    let largest = logs.iter().map(|r| r.encoded_len()).max().unwrap();
+    let smallest = logs.iter().map(|r| r.encoded_len()).min().unwrap();
+    assert!(smallest < largest / 2);
+    let mut config = Config::default();
+    config.server.max_body_bytes = largest - 1;
+    let app = spawn_app(config).await;
+    let req = logs
+        .iter()
+        .find(|r| r.encoded_len() == largest)
+        .unwrap()
+        .clone();
+    let mut client = LogsServiceClient::connect(format!("http://{}", app.grpc))
+        .await
+        .unwrap();
+    let err = client.export(req.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    let mut client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let small = logs
+        .iter()
+        .find(|r| r.encoded_len() == smallest)
+        .unwrap()
+        .clone();
+    client.export(small).await.unwrap();
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hung_backend_does_not_delay_another() {
+    let hung = Backend::http(Mode::Hang).await;
+    let healthy = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "hung",
+        hung.endpoint(),
+        Protocol::HttpProtobuf,
+        "logs,metrics",
+    ));
+    config.exporters.push(exporter(
+        "healthy",
+        healthy.endpoint(),
+        Protocol::HttpJson,
+        "logs,metrics",
+    ));
+    let app = spawn_app(config).await;
+    let captures: Vec<_> = fixtures::otlp("subagent")
+        .into_iter()
+        .filter(|c| c.path != "/v1/traces")
+        .collect();
+    let started = Instant::now();
+    for c in &captures {
+        let r = post(&app, &c.path, "application/json", false, c.body.clone()).await;
+        assert_eq!(r.status(), 200);
+    }
+    let n = captures.len();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let got = healthy.received();
+            got.logs
+                .iter()
+                .map(|r| r.resource_logs.len())
+                .sum::<usize>()
+                + got
+                    .metrics
+                    .iter()
+                    .map(|r| r.resource_metrics.len())
+                    .sum::<usize>()
+                == n
+        })
+        .await,
+        "the healthy backend got everything while the other hangs"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(hung.received().requests, 0);
+    // Dropping the app without waiting: the hung exporter would hold shutdown
+    // up to its flush timeout.
+    drop(app);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_unavailable() {
+    use ccotel::receive::{http::HttpState, Ingest};
+    use ccotel::telemetry::Registry;
+    use std::sync::Arc;
+    let registry = Arc::new(Registry::default());
+    // A queue of one event that nobody drains.
+    let (ingest, _rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = HttpState {
+        ingest: ingest.clone(),
+        max_body: 1 << 20,
+        registry: registry.clone(),
+    };
+    tokio::spawn(ccotel::receive::http::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let glistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gaddr = glistener.local_addr().unwrap();
+    tokio::spawn(ccotel::receive::grpc::serve(
+        glistener,
+        ingest,
+        1 << 20,
+        tonic::service::Routes::default(),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let hook = br#"{"session_id":"s","hook_event_name":"Stop"}"#.to_vec();
+    let first = client
+        .post(format!("http://{addr}/v1/hooks"))
+        .header("content-type", "application/json")
+        .body(hook.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let second = client
+        .post(format!("http://{addr}/v1/logs"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    let mut grpc = LogsServiceClient::connect(format!("http://{gaddr}"))
+        .await
+        .unwrap();
+    let err = grpc
+        .export(ExportLogsServiceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(registry.stats.snapshot()["refused_full"], 2);
+}
+
+#[tokio::test]
+async fn shutdown_flushes_everything_accepted() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "sink",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "metrics,logs",
+    ));
+    let app = spawn_app(config).await;
+    let captures: Vec<_> = fixtures::otlp("multi-turn")
+        .into_iter()
+        .filter(|c| c.path != "/v1/traces")
+        .collect();
+    for c in &captures {
+        assert_eq!(
+            post(&app, &c.path, "application/json", false, c.body.clone())
+                .await
+                .status(),
+            200
+        );
+    }
+    app.shutdown().await;
+    let got = backend.received();
+    let n = got
+        .logs
+        .iter()
+        .map(|r| r.resource_logs.len())
+        .sum::<usize>()
+        + got
+            .metrics
+            .iter()
+            .map(|r| r.resource_metrics.len())
+            .sum::<usize>();
+    assert_eq!(n, captures.len());
+}
+
+#[tokio::test]
+async fn exporter_headers_and_gzip_reach_the_backend() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    let mut e = exporter("hc", backend.endpoint(), Protocol::HttpProtobuf, "logs");
+    e.headers
+        .insert("x-honeycomb-team".into(), "secret-key".into());
+    e.compression = ccotel::config::Compression::Gzip;
+    config.exporters.push(e);
+    let app = spawn_app(config).await;
+    let c = fixtures::otlp("denied")
+        .into_iter()
+        .find(|c| c.path == "/v1/logs")
+        .unwrap();
+    assert_eq!(
+        post(&app, &c.path, "application/json", false, c.body.clone())
+            .await
+            .status(),
+        200
+    );
+    app.shutdown().await;
+    let got = backend.received();
+    assert_eq!(got.requests, 1);
+    assert_eq!(got.headers[0]["x-honeycomb-team"], "secret-key");
+    assert_eq!(got.headers[0]["content-encoding"], "gzip");
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_a_400_is_dropped_and_counted() {
+    let flaky = Backend::http(Mode::Status(503)).await;
+    let refusing = Backend::http(Mode::Status(400)).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "flaky",
+        flaky.endpoint(),
+        Protocol::HttpProtobuf,
+        "logs",
+    ));
+    config.exporters.push(exporter(
+        "refusing",
+        refusing.endpoint(),
+        Protocol::HttpJson,
+        "logs",
+    ));
+    let app = spawn_app(config).await;
+    let c = fixtures::otlp("denied")
+        .into_iter()
+        .find(|c| c.path == "/v1/logs")
+        .unwrap();
+    assert_eq!(
+        post(&app, &c.path, "application/json", false, c.body.clone())
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    flaky.set_mode(Mode::Ok);
+    assert!(
+        eventually(Duration::from_secs(10), || flaky.received().requests == 1).await,
+        "the 503 was retried until the backend recovered"
+    );
+    let health = app.health().await;
+    assert!(health["exporters"]["flaky"]["retries"].as_u64().unwrap() >= 1);
+    assert_eq!(health["exporters"]["refusing"]["failed_requests"], 1);
+    assert_eq!(health["exporters"]["refusing"]["retries"], 0);
+    assert!(
+        health["exporters"]["refusing"]["dropped_items"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    app.shutdown().await;
+}

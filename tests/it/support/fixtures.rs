@@ -1,0 +1,102 @@
+//! The captures of the real Claude Code CLI under tests/fixtures.
+
+use base64::Engine;
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub const SCENARIOS: &[&str] = &[
+    "tools-basic",
+    "tool-failure",
+    "subagent",
+    "multi-turn",
+    "http-hooks",
+    "protobuf",
+    "denied",
+];
+
+pub fn dir(scenario: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/claude-code-2.1.328")
+        .join(scenario)
+}
+
+fn lines(scenario: &str, file: &str) -> Vec<Value> {
+    let path = dir(scenario).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One OTLP export request as Claude Code sent it.
+#[derive(Debug, Clone)]
+pub struct OtlpCapture {
+    /// `/v1/logs`, `/v1/metrics` or `/v1/traces`.
+    pub path: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub ts: f64,
+}
+
+/// Every OTLP request of a scenario, in arrival order.
+pub fn otlp(scenario: &str) -> Vec<OtlpCapture> {
+    let mut out = Vec::new();
+    for file in ["otlp-metrics.jsonl", "otlp-logs.jsonl", "otlp-traces.jsonl"] {
+        for line in lines(scenario, file) {
+            let body = if let Some(b64) = line["body_b64"].as_str() {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap()
+            } else {
+                serde_json::to_vec(&line["body"]).unwrap()
+            };
+            out.push(OtlpCapture {
+                path: line["path"].as_str().unwrap().to_string(),
+                content_type: line["content_type"].as_str().unwrap().to_string(),
+                body,
+                ts: line["ts"].as_f64().unwrap(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    out
+}
+
+/// One hook invocation: the exact JSON Claude Code sent, and when.
+#[derive(Debug, Clone)]
+pub struct HookCapture {
+    pub event: String,
+    pub body: Vec<u8>,
+    pub ts: f64,
+}
+
+/// Every hook invocation of a scenario, in the order it fired.
+pub fn hooks(scenario: &str) -> Vec<HookCapture> {
+    let mut out: Vec<HookCapture> = lines(scenario, "hooks.jsonl")
+        .into_iter()
+        .map(|line| HookCapture {
+            event: line["event"].as_str().unwrap_or_default().to_string(),
+            body: serde_json::to_vec(&line["input"]).unwrap(),
+            ts: line["shell_ts"]
+                .as_f64()
+                .or_else(|| line["ts"].as_f64())
+                .unwrap_or_default(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+    out
+}
+
+/// The raw HTTP hook requests of the `http-hooks` scenario, byte for byte.
+pub fn http_hook_bodies(scenario: &str) -> Vec<Vec<u8>> {
+    lines(scenario, "http-hook-requests.jsonl")
+        .into_iter()
+        .map(|l| l["body_text"].as_str().unwrap().as_bytes().to_vec())
+        .collect()
+}
+
+pub fn expected(scenario: &str) -> Value {
+    let text = std::fs::read_to_string(dir(scenario).join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}

@@ -1,0 +1,105 @@
+//! Test support: a running ccotel on port 0, fake OTLP backends, fixtures.
+
+pub mod backend;
+pub mod fixtures;
+
+use ccotel::config::{Config, ExporterConfig, ExporterKind, Protocol};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A ccotel serving on ephemeral ports.
+pub struct App {
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+    pub client: reqwest::Client,
+    _store: tempfile::TempDir,
+}
+
+/// Starts ccotel with `config` (its addresses are replaced by port 0 and its
+/// store by a temporary directory).
+pub async fn spawn_app(mut config: Config) -> App {
+    let store = tempfile::tempdir().unwrap();
+    config.store.path = store.path().to_path_buf();
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, grpc_addr) = (http.local_addr().unwrap(), grpc.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(ccotel::app::run(config, http, grpc, async move {
+        let _ = rx.await;
+    }));
+    App {
+        http: http_addr,
+        grpc: grpc_addr,
+        stop: Some(tx),
+        task,
+        client: reqwest::Client::new(),
+        _store: store,
+    }
+}
+
+impl App {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// Sends SIGTERM's equivalent and waits for a clean exit.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("ccotel did not stop in time")
+            .expect("ccotel task panicked")
+            .expect("ccotel returned an error");
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        self.client
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// An OTLP exporter block pointing at `endpoint`.
+pub fn exporter(name: &str, endpoint: String, protocol: Protocol, signals: &str) -> ExporterConfig {
+    let signals = signals
+        .split(',')
+        .map(|s| serde_json::from_value(serde_json::Value::from(s.trim())).unwrap())
+        .collect();
+    ExporterConfig {
+        name: name.into(),
+        kind: ExporterKind::Otlp,
+        endpoint,
+        protocol,
+        signals,
+        headers: Default::default(),
+        compression: ccotel::config::Compression::None,
+        timeout: Duration::from_secs(30),
+        queue_items: 1024,
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = tokio::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if tokio::time::Instant::now() > until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

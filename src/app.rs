@@ -32,8 +32,18 @@ pub async fn run(
     );
     let (fanout, exporters) = FanOut::start(&config.exporters, &registry)?;
 
+    let store = crate::store::Store::open(&config.store.path)?;
+    let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store));
+    engine.restore();
+
     let (stop_tx, stop_rx) = watch::channel(false);
-    let merge = tokio::spawn(crate::merge::run(rx, fanout, stop_rx.clone()));
+    let merge = tokio::spawn(crate::merge::run(
+        rx,
+        fanout,
+        stop_rx.clone(),
+        engine,
+        registry.stats.clone(),
+    ));
 
     let http_task = tokio::spawn(receive::http::serve(
         http,

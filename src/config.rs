@@ -107,6 +107,12 @@ pub struct MergeConfig {
     /// Read transcripts named by hook events for message content and usage.
     /// Default `true`.
     pub read_transcripts: bool,
+    /// Rewrites transcript path prefixes, for when ccotel sees Claude Code's
+    /// files under another path (a container mount). Default none.
+    pub transcript_path_map: BTreeMap<String, PathBuf>,
+    /// Longest content attribute (prompt, tool input/output, messages) in
+    /// bytes; longer content is cut and marked. Default 65536.
+    pub max_content_bytes: usize,
 }
 
 impl Default for MergeConfig {
@@ -115,6 +121,8 @@ impl Default for MergeConfig {
             grace_period: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30 * 60),
             read_transcripts: true,
+            transcript_path_map: BTreeMap::new(),
+            max_content_bytes: 64 * 1024,
         }
     }
 }

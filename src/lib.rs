@@ -17,4 +17,5 @@ pub mod export;
 pub mod merge;
 pub mod model;
 pub mod receive;
+pub mod store;
 pub mod telemetry;

@@ -11,13 +11,15 @@
 //! the next invocation that reaches the bridge sends the spool first, in
 //! order, then its own event.
 //!
-//! HTTP goes through `ureq`, whose `timeout_global` turns the time left into
-//! connect, write and read timeouts. Those are socket timeouts, which the
-//! kernel's timer wheel may fire up to about an eighth late (measured here: a
-//! 972 ms `SO_RCVTIMEO` returned after 992 ms), and nothing bounds a stdin
-//! that is never closed. So the exact bound comes from a watchdog thread (see
-//! [`watchdog`]): at the deadline it spools the event if it is still in
-//! flight, then exits the process with status 0.
+//! HTTP goes through `ureq`, with connect, write and read timeouts derived
+//! from the time left. Those are socket timeouts, which the kernel's timer
+//! wheel may fire up to about an eighth late (measured here: a 972 ms
+//! `SO_RCVTIMEO` returned after 992 ms), and nothing bounds a stdin that is
+//! never closed or a stalled filesystem. So the exact bound comes from a
+//! watchdog thread (see [`watchdog`]): at the deadline it spools the event if
+//! it is still in flight, then exits the process with status 0. A
+//! hand-written HTTP/1.1 client would need the same watchdog, so it would
+//! buy nothing over `ureq`.
 
 use super::hook_spool::{DropReason, Spool};
 use super::HookArgs;
@@ -51,17 +53,27 @@ pub fn run(args: &HookArgs) {
     });
     {
         let shared = shared.clone();
-        // If the thread cannot be spawned we run unguarded; socket timeouts
-        // still bound the network part.
+        // If the thread cannot be spawned we run unguarded: the socket
+        // timeouts still bound each network phase, just less tightly.
         let _ = std::thread::Builder::new()
             .stack_size(64 * 1024)
             .spawn(move || watchdog(&shared, deadline, hard_deadline));
     }
 
+    // Once main is done (even by a panic, caught in `main`), the watchdog
+    // must not exit the process: main does.
+    let _finish = Finish(&shared);
     let event: Arc<[u8]> = read_stdin().into();
     forward(&shared, &event, &Bridge::new(&args.endpoint), deadline);
-    // From here on the watchdog must not exit the process: main does.
-    shared.lock().finished = true;
+}
+
+/// Marks main as finished when dropped.
+struct Finish<'a>(&'a Shared);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.lock().finished = true;
+    }
 }
 
 /// State shared with the watchdog.
@@ -150,7 +162,16 @@ impl<'a> Bridge<'a> {
         Bridge { agent, endpoint }
     }
 
-    /// POSTs `event` unchanged and reads the reply, all before `deadline`.
+    /// POSTs `event` unchanged and reads the reply.
+    ///
+    /// Every phase (connect, send, wait for the reply, read it) may take the
+    /// time left until `deadline`. That is not a total bound, on purpose: a
+    /// `timeout_global` or `timeout_per_call` makes ureq resolve the host on
+    /// a thread of its own, which costs about a tenth of a millisecond per
+    /// request, and the total bound is the watchdog's job anyway. The phase
+    /// timeouts just keep a dead bridge from holding main until the
+    /// watchdog fires, in the common cases (nothing listening, no reply).
+    ///
     /// The agent keeps the connection alive between calls, so draining a
     /// spool costs one connect.
     fn post(&self, event: &[u8], deadline: Instant) -> Delivery {
@@ -162,7 +183,11 @@ impl<'a> Bridge<'a> {
             .agent
             .post(self.endpoint)
             .config()
-            .timeout_global(Some(left))
+            .timeout_connect(Some(left))
+            .timeout_send_request(Some(left))
+            .timeout_send_body(Some(left))
+            .timeout_recv_response(Some(left))
+            .timeout_recv_body(Some(left))
             .build()
             .header("content-type", "application/json")
             .header("x-ccotel-transport", "command")

@@ -2,6 +2,7 @@
 
 pub mod event;
 pub mod hook;
+pub mod span;
 
 pub use event::{Event, Payload, Signal, Transport};
 pub use hook::{HookEvent, HookEventName};

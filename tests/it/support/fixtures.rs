@@ -100,3 +100,73 @@ pub fn expected(scenario: &str) -> Value {
     let text = std::fs::read_to_string(dir(scenario).join("expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// Which sources of a capture to feed.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources {
+    pub hooks: bool,
+    pub otlp: bool,
+}
+
+impl Sources {
+    pub const ALL: Sources = Sources {
+        hooks: true,
+        otlp: true,
+    };
+}
+
+/// The inputs of a scenario as ccotel's internal events, stamped with the
+/// time they reached the capture server, in arrival order.
+pub fn events(scenario: &str, sources: Sources) -> Vec<ccotel::model::Event> {
+    use ccotel::model::{Event, HookEvent, Payload, Transport};
+    use prost::Message;
+    let mut out = Vec::new();
+    let ns = |ts: f64| (ts * 1e9) as u64;
+    if sources.hooks {
+        for h in hooks(scenario) {
+            out.push(Event {
+                received_at: ns(h.ts),
+                transport: Transport::HookCommand,
+                payload: Payload::Hook(HookEvent::parse(&h.body).unwrap()),
+            });
+        }
+    }
+    if sources.otlp {
+        for c in otlp(scenario) {
+            let json = c.content_type.contains("json");
+            macro_rules! dec {
+                ($ty:ty) => {
+                    if json {
+                        serde_json::from_slice::<$ty>(&c.body).unwrap()
+                    } else {
+                        <$ty>::decode(&c.body[..]).unwrap()
+                    }
+                };
+            }
+            use opentelemetry_proto::tonic::collector::{
+                logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+                trace::v1::ExportTraceServiceRequest,
+            };
+            let payload = match c.path.as_str() {
+                "/v1/logs" => Payload::Logs(dec!(ExportLogsServiceRequest)),
+                "/v1/metrics" => Payload::Metrics(dec!(ExportMetricsServiceRequest)),
+                _ => Payload::Traces(dec!(ExportTraceServiceRequest)),
+            };
+            out.push(Event {
+                received_at: ns(c.ts),
+                transport: Transport::HttpJson,
+                payload,
+            });
+        }
+    }
+    out.sort_by_key(|e| e.received_at);
+    out
+}
+
+/// Where the scenario's transcripts are, for `[merge].transcript_path_map`.
+pub fn transcript_map(scenario: &str) -> (String, std::path::PathBuf) {
+    (
+        "/home/dev/.claude/projects".to_string(),
+        dir(scenario).join("transcripts"),
+    )
+}

@@ -1,0 +1,364 @@
+//! The engine: owns every live session, writes inputs ahead to the store,
+//! applies them, and decides when a span is exported: once it is complete,
+//! its parent is known, and a grace period has passed for late sources
+//! (Claude Code batches logs and spans every 5 s). Each span is exported once;
+//! the ids of exported spans survive restarts and resumed sessions.
+
+use super::render::{self, RenderOptions, Tree};
+use super::route;
+use super::session::Session;
+use super::transcript;
+use crate::config::MergeConfig;
+use crate::export::{ExportItem, FanOut};
+use crate::model::span::{to_request, Attr, SpanRecord};
+use crate::model::{Event, Payload, Signal};
+use crate::receive::Accepted;
+use crate::store::Store;
+use crate::telemetry::Stats;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Spans of one session ready to go out.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub session: String,
+    pub resource: BTreeMap<String, Attr>,
+    pub spans: Vec<SpanRecord>,
+}
+
+struct Live {
+    session: Session,
+    last_event: u64,
+    dirty: bool,
+    exported: HashSet<[u8; 8]>,
+    first_complete: HashMap<[u8; 8], u64>,
+    idle_closed_at: Option<u64>,
+}
+
+/// How many finished sessions keep their exported-span ids in memory (the
+/// store keeps them all).
+const FINISHED_MEMORY: usize = 4096;
+
+/// All session state.
+pub struct Engine {
+    cfg: MergeConfig,
+    sessions: HashMap<String, Live>,
+    finished: HashMap<String, HashSet<[u8; 8]>>,
+    finished_order: VecDeque<String>,
+    store: Option<Store>,
+}
+
+impl Engine {
+    pub fn new(cfg: MergeConfig, store: Option<Store>) -> Engine {
+        Engine {
+            cfg,
+            sessions: HashMap::new(),
+            finished: HashMap::new(),
+            finished_order: VecDeque::new(),
+            store,
+        }
+    }
+
+    /// Rebuilds the sessions that were open when ccotel last stopped.
+    pub fn restore(&mut self) -> usize {
+        let events = match self.store.as_ref().map(Store::open_session_events) {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot read open sessions from the store; starting empty");
+                return 0;
+            }
+            None => return 0,
+        };
+        let n = events.len();
+        for event in &events {
+            self.apply(event);
+        }
+        if n > 0 {
+            tracing::info!(
+                events = n,
+                sessions = self.sessions.len(),
+                "rebuilt sessions in progress from the store"
+            );
+        }
+        n
+    }
+
+    /// Writes events ahead to the store, then applies them.
+    pub fn ingest(&mut self, events: &[Event]) {
+        let routed: Vec<(&Event, Vec<String>)> = events
+            .iter()
+            .map(|e| (e, route::sessions_of(e).into_iter().collect()))
+            .collect();
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.append(&routed) {
+                tracing::error!(error = %e, "write-ahead to the store failed; merging continues in memory");
+            }
+        }
+        for event in events {
+            self.apply(event);
+        }
+    }
+
+    fn apply(&mut self, event: &Event) {
+        for sid in route::sessions_of(event) {
+            let live = self.live(&sid);
+            route::apply(&mut live.session, event);
+            live.last_event = live.last_event.max(event.received_at);
+            live.dirty = true;
+            live.idle_closed_at = None;
+        }
+    }
+
+    fn live(&mut self, sid: &str) -> &mut Live {
+        if !self.sessions.contains_key(sid) {
+            let exported = match self.finished.remove(sid) {
+                Some(ids) => ids,
+                None => self
+                    .store
+                    .as_ref()
+                    .and_then(|s| s.exported(sid).ok())
+                    .unwrap_or_default(),
+            };
+            self.sessions.insert(
+                sid.to_string(),
+                Live {
+                    session: Session::new(sid),
+                    last_event: 0,
+                    dirty: true,
+                    exported,
+                    first_complete: HashMap::new(),
+                    idle_closed_at: None,
+                },
+            );
+        }
+        // Inserted just above when missing.
+        self.sessions.get_mut(sid).expect("session present")
+    }
+
+    /// The live session, for inspection.
+    pub fn session(&self, sid: &str) -> Option<&Session> {
+        self.sessions.get(sid).map(|l| &l.session)
+    }
+
+    /// Ids of the live sessions.
+    pub fn session_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sessions.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The current tree of a live session.
+    pub fn render(&self, sid: &str) -> Option<Tree> {
+        let live = self.sessions.get(sid)?;
+        Some(render::render(&live.session, &self.options(live)))
+    }
+
+    fn options(&self, live: &Live) -> RenderOptions {
+        RenderOptions {
+            idle_closed_at: live.idle_closed_at,
+            max_content: self.cfg.max_content_bytes,
+        }
+    }
+
+    fn map_path(&self, path: &str) -> String {
+        for (from, to) in &self.cfg.transcript_path_map {
+            if let Some(rest) = path.strip_prefix(from.as_str()) {
+                return format!("{}{}", to.display(), rest);
+            }
+        }
+        path.to_string()
+    }
+
+    /// Advances time to `now` (unix ns on ccotel's clock): reads new
+    /// transcript lines, closes idle sessions, and returns the spans that are
+    /// due. With `flush`, every complete span is due at once (shutdown).
+    pub fn tick(&mut self, now: u64, flush: bool) -> Vec<Export> {
+        let grace = self.cfg.grace_period.as_nanos() as u64;
+        let idle = self.cfg.idle_timeout.as_nanos() as u64;
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        let ids: Vec<String> = self.sessions.keys().cloned().collect();
+        for sid in ids {
+            let paths: Vec<String> = {
+                let live = &self.sessions[&sid];
+                if !live.dirty || !self.cfg.read_transcripts {
+                    Vec::new()
+                } else {
+                    let f = &live.session.facts;
+                    f.transcript_path
+                        .iter()
+                        .chain(
+                            live.session
+                                .agents
+                                .values()
+                                .filter_map(|a| a.transcript_path.as_ref()),
+                        )
+                        .map(|p| self.map_path(p))
+                        .collect()
+                }
+            };
+            let opts_max = self.cfg.max_content_bytes;
+            let Some(live) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            for p in paths {
+                transcript::read_new(&mut live.session, &p);
+            }
+            if live.session.facts.end_at.is_none()
+                && live.idle_closed_at.is_none()
+                && now.saturating_sub(live.last_event) >= idle
+            {
+                live.idle_closed_at = Some(now);
+                live.dirty = true;
+            }
+            let pending = live.first_complete.len() as u64;
+            if !live.dirty && pending == 0 && !flush {
+                continue;
+            }
+            live.dirty = false;
+            let tree = render::render(
+                &live.session,
+                &RenderOptions {
+                    idle_closed_at: live.idle_closed_at,
+                    max_content: opts_max,
+                },
+            );
+            let closed = live.session.facts.end_at.is_some() || live.idle_closed_at.is_some();
+            let mut due = Vec::new();
+            let mut all_done = true;
+            for r in tree.spans {
+                if live.exported.contains(&r.span.span_id) {
+                    continue;
+                }
+                if !(r.complete && r.ready) {
+                    all_done = false;
+                    continue;
+                }
+                let since = *live.first_complete.entry(r.span.span_id).or_insert(now);
+                if flush || now.saturating_sub(since) >= grace {
+                    live.first_complete.remove(&r.span.span_id);
+                    live.exported.insert(r.span.span_id);
+                    due.push(r.span);
+                } else {
+                    all_done = false;
+                }
+            }
+            if !due.is_empty() {
+                out.push(Export {
+                    session: sid.clone(),
+                    resource: tree.resource,
+                    spans: due,
+                });
+            }
+            if closed && all_done {
+                done.push(sid);
+            }
+        }
+        if let Some(store) = self.store.as_mut() {
+            for e in &out {
+                if let Err(err) = store.save_spans(&e.session, &e.spans) {
+                    tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
+                }
+            }
+            for sid in &done {
+                if let Err(err) = store.close_session(sid) {
+                    tracing::error!(error = %err, session = %sid, "cannot mark the session closed");
+                }
+            }
+        }
+        for sid in done {
+            if let Some(live) = self.sessions.remove(&sid) {
+                self.finished.insert(sid.clone(), live.exported);
+                self.finished_order.push_back(sid);
+                while self.finished_order.len() > FINISHED_MEMORY {
+                    if let Some(old) = self.finished_order.pop_front() {
+                        self.finished.remove(&old);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Drains the ingest channel until it is closed (or `stop` fires, after which
+/// what is already queued is still processed), merging as it goes, then
+/// flushes every complete span and returns.
+pub async fn run(
+    mut rx: mpsc::Receiver<Accepted>,
+    fanout: FanOut,
+    mut stop: watch::Receiver<bool>,
+    mut engine: Engine,
+    stats: Arc<Stats>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch: Vec<Event> = Vec::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            next = rx.recv() => match next {
+                Some(first) => {
+                    batch.push(forward(&fanout, first.event));
+                    while batch.len() < 512 {
+                        match rx.try_recv() {
+                            Ok(a) => batch.push(forward(&fanout, a.event)),
+                            Err(_) => break,
+                        }
+                    }
+                    tokio::task::block_in_place(|| engine.ingest(&batch));
+                    batch.clear();
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                let exports = tokio::task::block_in_place(|| engine.tick(now(), false));
+                send(&fanout, &stats, exports);
+            }
+        }
+    }
+    rx.close();
+    while let Some(a) = rx.recv().await {
+        batch.push(forward(&fanout, a.event));
+    }
+    tokio::task::block_in_place(|| engine.ingest(&batch));
+    let exports = tokio::task::block_in_place(|| engine.tick(now(), true));
+    send(&fanout, &stats, exports);
+}
+
+fn now() -> u64 {
+    crate::model::event::unix_nanos(std::time::SystemTime::now())
+}
+
+/// Forwards native metrics and logs unchanged (and native spans to exporters
+/// that asked for them), and hands the event on to the merge.
+fn forward(fanout: &FanOut, event: Event) -> Event {
+    match &event.payload {
+        Payload::Logs(r) if fanout.wants(Signal::Logs) => {
+            fanout.send(ExportItem::Logs(Arc::new(r.clone())))
+        }
+        Payload::Metrics(r) if fanout.wants(Signal::Metrics) => {
+            fanout.send(ExportItem::Metrics(Arc::new(r.clone())))
+        }
+        Payload::Traces(r) => {
+            if fanout.wants(Signal::NativeTraces) {
+                fanout.send(ExportItem::NativeTraces(Arc::new(r.clone())));
+            }
+        }
+        _ => {}
+    }
+    event
+}
+
+fn send(fanout: &FanOut, stats: &Stats, exports: Vec<Export>) {
+    for e in exports {
+        stats.add(&stats.merged_spans, e.spans.len() as u64);
+        fanout.send(ExportItem::Traces(Arc::new(to_request(
+            &e.resource,
+            &e.spans,
+        ))));
+    }
+}

@@ -1,0 +1,332 @@
+//! The embedded store (SQLite): raw events written ahead of merging, so a
+//! session in progress is rebuilt after a restart; the ids of exported spans,
+//! so nothing is exported twice; and the merged spans themselves, for local
+//! queries.
+
+use crate::model::span::SpanRecord;
+use crate::model::{Event, HookEvent, Payload, Transport};
+use opentelemetry_proto::tonic::collector::{
+    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+    trace::v1::ExportTraceServiceRequest,
+};
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A store problem; callers log it and keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The SQLite database under `[store].path`.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = r#"
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_sessions (
+    session_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (session_id, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS spans (
+    session_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (session_id, span_id)
+) WITHOUT ROWID;
+"#;
+
+impl Store {
+    /// Opens (or creates) `<dir>/ccotel.db`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("ccotel.db");
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store { conn, path })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes events ahead of merging, each linked to the sessions it touches,
+    /// in one transaction.
+    pub fn append(&mut self, events: &[(&Event, Vec<String>)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO events (received_at, transport, kind, body) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            let mut link = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO event_sessions (session_id, event_id) VALUES (?1, ?2)",
+                )
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            let mut sess = tx
+                .prepare_cached(
+                    "INSERT INTO sessions (session_id, first_seen, last_seen) VALUES (?1, ?2, ?2)
+                     ON CONFLICT(session_id) DO UPDATE SET last_seen = max(last_seen, ?2), closed = 0",
+                )
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            for (event, sessions) in events {
+                if sessions.is_empty() {
+                    continue;
+                }
+                let (kind, body) = encode(event);
+                ins.execute(params![
+                    event.received_at as i64,
+                    transport_name(event.transport),
+                    kind,
+                    body
+                ])
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+                let id = tx.last_insert_rowid();
+                for s in sessions {
+                    link.execute(params![s, id])
+                        .map_err(|e| StoreError::Sqlite {
+                            path: self.path.clone(),
+                            source: e,
+                        })?;
+                    sess.execute(params![s, event.received_at as i64])
+                        .map_err(|e| StoreError::Sqlite {
+                            path: self.path.clone(),
+                            source: e,
+                        })?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every stored event of the sessions that were still open, in arrival
+    /// order, to rebuild them after a restart.
+    pub fn open_session_events(&self) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT e.id, e.received_at, e.transport, e.kind, e.body
+                 FROM events e JOIN event_sessions es ON es.event_id = e.id
+                 JOIN sessions s ON s.session_id = es.session_id
+                 WHERE s.closed = 0 ORDER BY e.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, transport, kind, body) = row.map_err(|e| self.err(e))?;
+            match decode(at as u64, &transport, &kind, &body) {
+                Some(ev) => out.push(ev),
+                None => tracing::warn!(kind, "skipping a stored event that no longer decodes"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Span ids already exported for a session.
+    pub fn exported(&self, session: &str) -> Result<HashSet<[u8; 8]>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT span_id FROM spans WHERE session_id = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for row in rows {
+            let hex_id = row.map_err(|e| self.err(e))?;
+            let mut id = [0u8; 8];
+            if hex::decode_to_slice(&hex_id, &mut id).is_ok() {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records exported spans.
+    pub fn save_spans(&mut self, session: &str, spans: &[SpanRecord]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO spans (session_id, span_id, kind, start_ns, end_ns, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            for s in spans {
+                let record = serde_json::to_string(s).unwrap_or_default();
+                ins.execute(params![
+                    session,
+                    hex::encode(s.span_id),
+                    format!("{:?}", s.kind).to_lowercase(),
+                    s.start_ns as i64,
+                    s.end_ns as i64,
+                    record
+                ])
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Marks a session closed: its raw events are no longer replayed.
+    pub fn close_session(&mut self, session: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sessions SET closed = 1 WHERE session_id = ?1",
+                [session],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// All stored spans of a session.
+    pub fn spans(&self, session: &str) -> Result<Vec<SpanRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record FROM spans WHERE session_id = ?1 ORDER BY start_ns")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([session], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(s) = serde_json::from_str(&row.map_err(|e| self.err(e))?) {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a session is known and closed.
+    pub fn is_closed(&self, session: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT closed FROM sessions WHERE session_id = ?1",
+                [session],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v == Some(1))
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Grpc => "grpc",
+        Transport::HttpProtobuf => "http_protobuf",
+        Transport::HttpJson => "http_json",
+        Transport::HookHttp => "hook_http",
+        Transport::HookCommand => "hook_command",
+        Transport::Import => "import",
+    }
+}
+
+fn encode(event: &Event) -> (&'static str, Vec<u8>) {
+    match &event.payload {
+        Payload::Hook(h) => ("hook", serde_json::to_vec(&h.fields).unwrap_or_default()),
+        Payload::Logs(r) => ("logs", r.encode_to_vec()),
+        Payload::Metrics(r) => ("metrics", r.encode_to_vec()),
+        Payload::Traces(r) => ("traces", r.encode_to_vec()),
+    }
+}
+
+fn decode(received_at: u64, transport: &str, kind: &str, body: &[u8]) -> Option<Event> {
+    let transport = match transport {
+        "grpc" => Transport::Grpc,
+        "http_protobuf" => Transport::HttpProtobuf,
+        "http_json" => Transport::HttpJson,
+        "hook_http" => Transport::HookHttp,
+        "hook_command" => Transport::HookCommand,
+        _ => Transport::Import,
+    };
+    let payload = match kind {
+        "hook" => Payload::Hook(HookEvent::parse(body).ok()?),
+        "logs" => Payload::Logs(ExportLogsServiceRequest::decode(body).ok()?),
+        "metrics" => Payload::Metrics(ExportMetricsServiceRequest::decode(body).ok()?),
+        "traces" => Payload::Traces(ExportTraceServiceRequest::decode(body).ok()?),
+        _ => return None,
+    };
+    Some(Event {
+        received_at,
+        transport,
+        payload,
+    })
+}

@@ -1,0 +1,389 @@
+//! The merged session tree for every capture of the real CLI: golden trees,
+//! the facts of expected.json, order independence, partial sources, resumed
+//! sessions and restarts.
+
+use crate::support::fixtures::{self, Sources};
+use ccotel::config::MergeConfig;
+use ccotel::merge::Engine;
+use ccotel::model::span::{Attr, SpanKind, SpanRecord, SpanStatus};
+use ccotel::model::Event;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A time well after every capture: all grace periods have passed.
+const LATER: u64 = 4_000_000_000_000_000_000;
+
+pub fn config(scenario: &str, transcripts: bool) -> MergeConfig {
+    let mut cfg = MergeConfig::default();
+    cfg.read_transcripts = transcripts;
+    let (from, to) = fixtures::transcript_map(scenario);
+    cfg.transcript_path_map.insert(from, to);
+    cfg.grace_period = Duration::from_secs(10);
+    cfg
+}
+
+/// Feeds events to a fresh engine, then lets time pass; returns every
+/// exported span.
+pub fn merge(scenario: &str, events: &[Event], transcripts: bool) -> Vec<SpanRecord> {
+    let mut engine = Engine::new(config(scenario, transcripts), None);
+    let mut out = Vec::new();
+    for e in events {
+        engine.ingest(std::slice::from_ref(e));
+        out.extend(
+            engine
+                .tick(e.received_at, false)
+                .into_iter()
+                .flat_map(|x| x.spans),
+        );
+    }
+    // Sessions without a SessionEnd close when idle; then the grace passes.
+    out.extend(engine.tick(LATER, false).into_iter().flat_map(|x| x.spans));
+    out.extend(
+        engine
+            .tick(LATER + 3_600_000_000_000, false)
+            .into_iter()
+            .flat_map(|x| x.spans),
+    );
+    out
+}
+
+fn attr(s: &SpanRecord, k: &str) -> String {
+    match s.attr(k) {
+        Some(Attr::Str(v)) => v.clone(),
+        Some(Attr::Int(v)) => v.to_string(),
+        Some(Attr::Double(v)) => format!("{v}"),
+        Some(Attr::Bool(v)) => v.to_string(),
+        Some(Attr::List(v)) => v.join(","),
+        None => "-".into(),
+    }
+}
+
+/// The tree as text: names, parent links and key attributes, no timestamps.
+pub fn tree_text(spans: &[SpanRecord]) -> String {
+    let mut children: BTreeMap<Option<[u8; 8]>, Vec<&SpanRecord>> = BTreeMap::new();
+    for s in spans {
+        children.entry(s.parent_span_id).or_default().push(s);
+    }
+    for v in children.values_mut() {
+        v.sort_by(|a, b| {
+            (
+                a.start_ns,
+                &a.name,
+                attr(a, "tool_use_id"),
+                attr(a, "request_id"),
+            )
+                .cmp(&(
+                    b.start_ns,
+                    &b.name,
+                    attr(b, "tool_use_id"),
+                    attr(b, "request_id"),
+                ))
+        });
+    }
+    fn line(s: &SpanRecord) -> String {
+        let status = match &s.status {
+            SpanStatus::Error(_) => " ERROR",
+            _ => "",
+        };
+        match s.kind {
+            SpanKind::Session => format!(
+                "{} turns={} llm={} tools={} tokens={}/{}/{}/{} cost={} errors={} end={}",
+                s.name,
+                attr(s, "totals.turns"),
+                attr(s, "totals.llm_calls"),
+                attr(s, "totals.tool_calls"),
+                attr(s, "totals.input_tokens"),
+                attr(s, "totals.output_tokens"),
+                attr(s, "totals.cache_read_tokens"),
+                attr(s, "totals.cache_creation_tokens"),
+                attr(s, "totals.cost_usd"),
+                attr(s, "totals.errors"),
+                attr(s, "session.end_reason"),
+            ),
+            SpanKind::Turn => format!(
+                "{} #{} prompt={} kind={} llm={} tools={}{status}",
+                s.name,
+                attr(s, "interaction.sequence"),
+                attr(s, "prompt.id"),
+                attr(s, "turn.kind"),
+                attr(s, "totals.llm_calls"),
+                attr(s, "totals.tool_calls"),
+            ),
+            SpanKind::Llm => format!(
+                "{} {} model={} tokens={}/{}/{}/{} source={}{status}",
+                s.name,
+                attr(s, "request_id"),
+                attr(s, "model"),
+                attr(s, "input_tokens"),
+                attr(s, "output_tokens"),
+                attr(s, "cache_read_tokens"),
+                attr(s, "cache_creation_tokens"),
+                attr(s, "query_source"),
+            ),
+            SpanKind::Tool => format!(
+                "{} {} {} status={}{status}",
+                s.name,
+                attr(s, "tool_name"),
+                attr(s, "tool_use_id"),
+                attr(s, "tool.status"),
+            ),
+        }
+    }
+    fn walk(
+        out: &mut String,
+        children: &BTreeMap<Option<[u8; 8]>, Vec<&SpanRecord>>,
+        parent: Option<[u8; 8]>,
+        depth: usize,
+    ) {
+        for s in children.get(&parent).into_iter().flatten() {
+            out.push_str(&"  ".repeat(depth));
+            out.push_str(&line(s));
+            out.push('\n');
+            walk(out, children, Some(s.span_id), depth + 1);
+        }
+    }
+    let mut out = String::new();
+    walk(&mut out, &children, None, 0);
+    out
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{name}.txt"))
+}
+
+/// Compares with the checked-in tree; `UPDATE_GOLDEN=1` rewrites it.
+fn check_golden(name: &str, text: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(text, want, "tree of {name} differs from {}", path.display());
+}
+
+/// Checks the tree against the facts of expected.json.
+pub fn check_facts(scenario: &str, spans: &[SpanRecord], sources: &str) {
+    let expected = fixtures::expected(scenario);
+    let session = &expected["sessions"][0];
+    let what = format!("{scenario} ({sources})");
+    let by_id: HashMap<[u8; 8], &SpanRecord> = spans.iter().map(|s| (s.span_id, s)).collect();
+    assert_eq!(
+        by_id.len(),
+        spans.len(),
+        "{what}: a span was exported twice"
+    );
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_none())
+        .collect();
+    assert_eq!(roots.len(), 1, "{what}: one root");
+    assert_eq!(roots[0].name, "claude_code.session");
+    let trace = roots[0].trace_id;
+    for s in spans {
+        assert_eq!(s.trace_id, trace, "{what}: one trace");
+        if let Some(p) = s.parent_span_id {
+            assert!(
+                by_id.contains_key(&p),
+                "{what}: {} has a missing parent",
+                s.name
+            );
+        }
+        assert!(
+            s.end_ns >= s.start_ns,
+            "{what}: {} ends before it starts",
+            s.name
+        );
+    }
+    // Turns: one per prompt, in order.
+    let mut turns: Vec<&SpanRecord> = spans.iter().filter(|s| s.kind == SpanKind::Turn).collect();
+    turns.sort_by_key(|s| s.attr("interaction.sequence").and_then(Attr::as_i64));
+    let prompts: Vec<&str> = session["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["prompt_id"].as_str().unwrap())
+        .collect();
+    let turn_prompts: Vec<String> = turns.iter().map(|t| attr(t, "prompt.id")).collect();
+    assert_eq!(
+        turn_prompts, prompts,
+        "{what}: one turn per prompt, in order"
+    );
+    for t in &turns {
+        assert_eq!(t.parent_span_id, Some(roots[0].span_id));
+    }
+    let turn_of: HashMap<String, [u8; 8]> = turns
+        .iter()
+        .map(|t| (attr(t, "prompt.id"), t.span_id))
+        .collect();
+    // Tool calls: each once; failures are errors; subagent calls nested.
+    let tools: HashMap<String, &SpanRecord> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Tool && s.name == "claude_code.tool")
+        .map(|s| (attr(s, "tool_use_id"), s))
+        .collect();
+    let agent_call: HashMap<String, String> = session["subagents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["agent_id"].as_str().unwrap().to_string(),
+                a["spawned_by_tool_use_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect_parent = |agent: &Value, prompt: &Value| -> [u8; 8] {
+        match agent.as_str() {
+            Some(a) => tools[&agent_call[a]].span_id,
+            None => turn_of[prompt.as_str().unwrap()],
+        }
+    };
+    let mut want_tools = BTreeSet::new();
+    for t in session["tool_calls"].as_array().unwrap() {
+        if t["status"] == "unavailable" {
+            continue;
+        }
+        let id = t["tool_use_id"].as_str().unwrap();
+        want_tools.insert(id.to_string());
+        let span = tools
+            .get(id)
+            .unwrap_or_else(|| panic!("{what}: tool call {id} missing"));
+        assert_eq!(attr(span, "tool_name"), t["tool_name"].as_str().unwrap());
+        assert_eq!(
+            matches!(span.status, SpanStatus::Error(_)),
+            t["failed"].as_bool().unwrap(),
+            "{what}: error status of {id}"
+        );
+        if t["denied"] == true {
+            assert_eq!(attr(span, "tool.status"), "denied", "{what}: {id}");
+        }
+        assert_eq!(
+            span.parent_span_id,
+            Some(expect_parent(&t["agent_id"], &t["prompt_id"])),
+            "{what}: parent of tool {id}"
+        );
+    }
+    let got_tools: BTreeSet<String> = tools.keys().cloned().collect();
+    assert_eq!(got_tools, want_tools, "{what}: tool calls");
+    // Model calls: each once, with its tokens, in the right place.
+    let llms: HashMap<String, &SpanRecord> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Llm)
+        .map(|s| (attr(s, "request_id"), s))
+        .collect();
+    let mut want_llms = BTreeSet::new();
+    for c in session["llm_calls"].as_array().unwrap() {
+        let id = c["request_id"].as_str().unwrap();
+        want_llms.insert(id.to_string());
+        let span = llms
+            .get(id)
+            .unwrap_or_else(|| panic!("{what}: model call {id} missing"));
+        let u = &c["usage"];
+        for (ours, theirs) in [
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_tokens", "cache_read_input_tokens"),
+            ("cache_creation_tokens", "cache_creation_input_tokens"),
+        ] {
+            assert_eq!(
+                attr(span, ours),
+                u[theirs].as_u64().unwrap().to_string(),
+                "{what}: {ours} of {id}"
+            );
+        }
+        assert_eq!(attr(span, "model"), c["model"].as_str().unwrap());
+        assert_eq!(
+            span.parent_span_id,
+            Some(expect_parent(&c["agent_id"], &c["prompt_id"])),
+            "{what}: parent of model call {id}"
+        );
+    }
+    let got_llms: BTreeSet<String> = llms.keys().cloned().collect();
+    assert_eq!(got_llms, want_llms, "{what}: model calls");
+}
+
+#[test]
+fn golden_trees_match_and_show_the_expected_facts() {
+    for scenario in fixtures::SCENARIOS {
+        let spans = merge(scenario, &fixtures::events(scenario, Sources::ALL), true);
+        check_facts(scenario, &spans, "all sources");
+        check_golden(scenario, &tree_text(&spans));
+    }
+}
+
+#[test]
+fn partial_sources_still_give_a_correct_tree() {
+    for scenario in fixtures::SCENARIOS {
+        // OTLP only: no hooks, no transcripts.
+        let otlp_only = fixtures::events(
+            scenario,
+            Sources {
+                hooks: false,
+                otlp: true,
+            },
+        );
+        let spans = merge(scenario, &otlp_only, false);
+        check_facts(scenario, &spans, "OTLP only");
+        // Hooks and OTLP, transcripts unreadable.
+        let spans = merge(scenario, &fixtures::events(scenario, Sources::ALL), false);
+        check_facts(scenario, &spans, "no transcripts");
+        // Hooks and transcripts, no OTLP: model calls come from transcripts.
+        let hooks_only = fixtures::events(
+            scenario,
+            Sources {
+                hooks: true,
+                otlp: false,
+            },
+        );
+        let spans = merge(scenario, &hooks_only, true);
+        check_facts(scenario, &spans, "hooks and transcripts");
+    }
+}
+
+#[test]
+fn hooks_alone_give_turns_and_tool_calls() {
+    for scenario in fixtures::SCENARIOS {
+        let hooks_only = fixtures::events(
+            scenario,
+            Sources {
+                hooks: true,
+                otlp: false,
+            },
+        );
+        let spans = merge(scenario, &hooks_only, false);
+        let expected = fixtures::expected(scenario);
+        let session = &expected["sessions"][0];
+        let turns = spans.iter().filter(|s| s.kind == SpanKind::Turn).count();
+        assert_eq!(
+            turns,
+            session["prompts"].as_array().unwrap().len(),
+            "{scenario}"
+        );
+        let tools: BTreeSet<String> = spans
+            .iter()
+            .filter(|s| s.name == "claude_code.tool")
+            .map(|s| attr(s, "tool_use_id"))
+            .collect();
+        // Denied by a rule before any hook could see a result, a call still
+        // has its PreToolUse; every expected call is there.
+        for t in session["tool_calls"].as_array().unwrap() {
+            if t["status"] != "unavailable" {
+                assert!(
+                    tools.contains(t["tool_use_id"].as_str().unwrap()),
+                    "{scenario}"
+                );
+            }
+        }
+    }
+}

@@ -309,13 +309,13 @@ pub async fn run(
                             Err(_) => break,
                         }
                     }
-                    tokio::task::block_in_place(|| engine.ingest(&batch));
+                    engine.ingest(&batch);
                     batch.clear();
                 }
                 None => break,
             },
             _ = ticker.tick() => {
-                let exports = tokio::task::block_in_place(|| engine.tick(now(), false));
+                let exports = engine.tick(now(), false);
                 send(&fanout, &stats, exports);
             }
         }
@@ -324,8 +324,8 @@ pub async fn run(
     while let Some(a) = rx.recv().await {
         batch.push(forward(&fanout, a.event));
     }
-    tokio::task::block_in_place(|| engine.ingest(&batch));
-    let exports = tokio::task::block_in_place(|| engine.tick(now(), true));
+    engine.ingest(&batch);
+    let exports = engine.tick(now(), true);
     send(&fanout, &stats, exports);
 }
 

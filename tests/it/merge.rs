@@ -387,3 +387,159 @@ fn hooks_alone_give_turns_and_tool_calls() {
         }
     }
 }
+
+mod order {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+        /// Hooks come first and OTLP lags by up to one export interval in
+        /// practice; any such interleaving gives the same tree.
+        #[test]
+        fn any_interleaving_within_skew_gives_the_same_tree(
+            scenario_index in 0..fixtures::SCENARIOS.len(),
+            delays in proptest::collection::vec(0u64..6_000, 400),
+        ) {
+            let scenario = fixtures::SCENARIOS[scenario_index];
+            let mut events = fixtures::events(scenario, Sources::ALL);
+            for (e, d) in events.iter_mut().zip(delays.iter().cycle()) {
+                e.received_at += d * 1_000_000;
+            }
+            events.sort_by_key(|e| e.received_at);
+            let spans = merge(scenario, &events, true);
+            check_facts(scenario, &spans, "reordered");
+            let want = std::fs::read_to_string(golden_path(scenario)).unwrap();
+            prop_assert_eq!(tree_text(&spans), want);
+        }
+    }
+}
+
+/// A hook event made up for a test.
+fn hook(session: &str, name: &str, at: u64, extra: Value) -> Event {
+    let mut fields = serde_json::json!({"session_id": session, "hook_event_name": name});
+    if let (Some(f), Value::Object(x)) = (fields.as_object_mut(), extra) {
+        f.extend(x);
+    }
+    Event {
+        received_at: at,
+        transport: ccotel::model::Transport::HookHttp,
+        payload: ccotel::model::Payload::Hook(
+            ccotel::model::HookEvent::parse(fields.to_string().as_bytes()).unwrap(),
+        ),
+    }
+}
+
+#[test]
+fn a_resumed_session_continues_its_trace_without_duplicates() {
+    let scenario = "multi-turn";
+    let events = fixtures::events(scenario, Sources::ALL);
+    let expected = fixtures::expected(scenario);
+    let session_id = expected["session_ids"][0].as_str().unwrap();
+    let second_prompt = expected["sessions"][0]["prompts"][1]["prompt_id"]
+        .as_str()
+        .unwrap();
+    // The first run ends after the first turn; the resumed run brings the rest.
+    let split = events
+        .iter()
+        .position(|e| {
+            matches!(&e.payload, ccotel::model::Payload::Hook(h)
+                if h.name == ccotel::model::HookEventName::UserPromptSubmit
+                && h.str("prompt_id") == Some(second_prompt))
+        })
+        .unwrap();
+    let cut = events[split].received_at - 1;
+    // OTLP for the first turn may arrive late; keep it with the first run.
+    let (mut first, mut second): (Vec<Event>, Vec<Event>) =
+        events.into_iter().partition(|e| e.received_at <= cut);
+    first.push(hook(
+        session_id,
+        "SessionEnd",
+        cut,
+        serde_json::json!({"reason": "prompt_input_exit"}),
+    ));
+    second.insert(
+        0,
+        hook(
+            session_id,
+            "SessionStart",
+            cut + 1,
+            serde_json::json!({"source": "resume"}),
+        ),
+    );
+
+    // The capture's transcript already holds all three turns; without it,
+    // each run brings only its own.
+    let mut engine = Engine::new(config(scenario, false), None);
+    let mut exported = Vec::new();
+    engine.ingest(&first);
+    exported.extend(engine.tick(cut, false).into_iter().flat_map(|x| x.spans));
+    exported.extend(
+        engine
+            .tick(cut + 60_000_000_000, false)
+            .into_iter()
+            .flat_map(|x| x.spans),
+    );
+    assert!(
+        engine.session_ids().is_empty(),
+        "the first run is closed and finished"
+    );
+    let first_count = exported.len();
+    assert!(exported.iter().any(|s| s.kind == SpanKind::Session));
+
+    engine.ingest(&second);
+    exported.extend(engine.tick(LATER, false).into_iter().flat_map(|x| x.spans));
+    exported.extend(
+        engine
+            .tick(LATER + 3_600_000_000_000, false)
+            .into_iter()
+            .flat_map(|x| x.spans),
+    );
+    assert!(exported.len() > first_count, "the resumed run added spans");
+    let ids: BTreeSet<[u8; 8]> = exported.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids.len(), exported.len(), "no span exported twice");
+    check_facts(scenario, &exported, "resumed");
+}
+
+#[test]
+fn a_restart_mid_session_rebuilds_it_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for scenario in ["subagent", "tools-basic"] {
+        let events = fixtures::events(scenario, Sources::ALL);
+        let half = events.len() / 2;
+        let mut exported = Vec::new();
+        {
+            let store = ccotel::store::Store::open(dir.path()).unwrap();
+            let mut engine = Engine::new(config(scenario, true), Some(store));
+            for e in &events[..half] {
+                engine.ingest(std::slice::from_ref(e));
+                exported.extend(
+                    engine
+                        .tick(e.received_at, false)
+                        .into_iter()
+                        .flat_map(|x| x.spans),
+                );
+            }
+            // Killed: no flush, no goodbye.
+        }
+        let store = ccotel::store::Store::open(dir.path()).unwrap();
+        let mut engine = Engine::new(config(scenario, true), Some(store));
+        assert!(engine.restore() >= half, "{scenario}: events replayed");
+        for e in &events[half..] {
+            engine.ingest(std::slice::from_ref(e));
+            exported.extend(
+                engine
+                    .tick(e.received_at, false)
+                    .into_iter()
+                    .flat_map(|x| x.spans),
+            );
+        }
+        exported.extend(engine.tick(LATER, false).into_iter().flat_map(|x| x.spans));
+        check_facts(scenario, &exported, "restarted");
+        assert_eq!(
+            tree_text(&exported),
+            std::fs::read_to_string(golden_path(scenario)).unwrap()
+        );
+    }
+}

@@ -684,3 +684,50 @@ async fn a_503_is_retried_and_a_400_is_dropped_and_counted() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_session_traces_reach_the_backend_over_the_wire() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.merge.read_transcripts = false;
+    config.exporters.push(exporter(
+        "traces",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "traces",
+    ));
+    let app = spawn_app(config).await;
+    for scenario in fixtures::SCENARIOS {
+        // Hooks and OTLP interleaved as they arrived.
+        let mut inputs: Vec<(f64, String, Vec<u8>, &str)> = fixtures::hooks(scenario)
+            .into_iter()
+            .map(|h| (h.ts, "/v1/hooks".to_string(), h.body, "application/json"))
+            .collect();
+        for c in fixtures::otlp(scenario) {
+            let ct = if c.content_type.contains("json") {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            };
+            inputs.push((c.ts, c.path, c.body, ct));
+        }
+        inputs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, path, body, ct) in inputs {
+            assert_eq!(post(&app, &path, ct, false, body).await.status(), 200);
+        }
+    }
+    app.shutdown().await;
+    let spans = fixtures::spans_from_otlp(&backend.received().traces);
+    for scenario in fixtures::SCENARIOS {
+        let sid = fixtures::expected(scenario)["session_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mine: Vec<_> = spans
+            .iter()
+            .filter(|s| s.attr("session.id").and_then(|a| a.as_str()) == Some(sid.as_str()))
+            .cloned()
+            .collect();
+        crate::merge::check_facts(scenario, &mine, "over the wire");
+    }
+}

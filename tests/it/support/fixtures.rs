@@ -170,3 +170,58 @@ pub fn transcript_map(scenario: &str) -> (String, std::path::PathBuf) {
         dir(scenario).join("transcripts"),
     )
 }
+
+/// Merged spans as an OTLP backend received them, back in ccotel's record
+/// type so the same checks apply.
+pub fn spans_from_otlp(
+    requests: &[opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest],
+) -> Vec<ccotel::model::span::SpanRecord> {
+    use ccotel::model::span::{Attr, SpanKind, SpanRecord, SpanStatus};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    let mut out = Vec::new();
+    for r in requests {
+        for rs in &r.resource_spans {
+            for ss in &rs.scope_spans {
+                for s in &ss.spans {
+                    let attributes = s
+                        .attributes
+                        .iter()
+                        .filter_map(|kv| {
+                            let v = match kv.value.as_ref()?.value.as_ref()? {
+                                V::StringValue(x) => Attr::Str(x.clone()),
+                                V::IntValue(x) => Attr::Int(*x),
+                                V::DoubleValue(x) => Attr::Double(*x),
+                                V::BoolValue(x) => Attr::Bool(*x),
+                                _ => return None,
+                            };
+                            Some((kv.key.clone(), v))
+                        })
+                        .collect();
+                    let kind = match s.name.as_str() {
+                        "claude_code.session" => SpanKind::Session,
+                        "claude_code.interaction" => SpanKind::Turn,
+                        "claude_code.llm_request" => SpanKind::Llm,
+                        _ => SpanKind::Tool,
+                    };
+                    let status = match &s.status {
+                        Some(st) if st.code == 2 => SpanStatus::Error(st.message.clone()),
+                        _ => SpanStatus::Unset,
+                    };
+                    out.push(SpanRecord {
+                        trace_id: s.trace_id.clone().try_into().unwrap(),
+                        span_id: s.span_id.clone().try_into().unwrap(),
+                        parent_span_id: (!s.parent_span_id.is_empty())
+                            .then(|| s.parent_span_id.clone().try_into().unwrap()),
+                        kind,
+                        name: s.name.clone(),
+                        start_ns: s.start_time_unix_nano,
+                        end_ns: s.end_time_unix_nano,
+                        attributes,
+                        status,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -343,10 +343,8 @@ fn forward(fanout: &FanOut, event: Event) -> Event {
         Payload::Metrics(r) if fanout.wants(Signal::Metrics) => {
             fanout.send(ExportItem::Metrics(Arc::new(r.clone())))
         }
-        Payload::Traces(r) => {
-            if fanout.wants(Signal::NativeTraces) {
-                fanout.send(ExportItem::NativeTraces(Arc::new(r.clone())));
-            }
+        Payload::Traces(r) if fanout.wants(Signal::NativeTraces) => {
+            fanout.send(ExportItem::NativeTraces(Arc::new(r.clone())))
         }
         _ => {}
     }

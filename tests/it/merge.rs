@@ -16,12 +16,13 @@ use std::time::Duration;
 const LATER: u64 = 4_000_000_000_000_000_000;
 
 pub fn config(scenario: &str, transcripts: bool) -> MergeConfig {
-    let mut cfg = MergeConfig::default();
-    cfg.read_transcripts = transcripts;
     let (from, to) = fixtures::transcript_map(scenario);
-    cfg.transcript_path_map.insert(from, to);
-    cfg.grace_period = Duration::from_secs(10);
-    cfg
+    MergeConfig {
+        read_transcripts: transcripts,
+        transcript_path_map: [(from, to)].into_iter().collect(),
+        grace_period: Duration::from_secs(10),
+        ..Default::default()
+    }
 }
 
 /// Feeds events to a fresh engine, then lets time pass; returns every

@@ -66,7 +66,6 @@ pub fn otlp(scenario: &str) -> Vec<OtlpCapture> {
 /// One hook invocation: the exact JSON Claude Code sent, and when.
 #[derive(Debug, Clone)]
 pub struct HookCapture {
-    pub event: String,
     pub body: Vec<u8>,
     pub ts: f64,
 }
@@ -76,7 +75,6 @@ pub fn hooks(scenario: &str) -> Vec<HookCapture> {
     let mut out: Vec<HookCapture> = lines(scenario, "hooks.jsonl")
         .into_iter()
         .map(|line| HookCapture {
-            event: line["event"].as_str().unwrap_or_default().to_string(),
             body: serde_json::to_vec(&line["input"]).unwrap(),
             ts: line["shell_ts"]
                 .as_f64()

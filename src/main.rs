@@ -3,7 +3,21 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A hook must never fail Claude Code or print: bad flags or
+        // CCOTEL_* values on the hook path exit 0 silently.
+        Err(e)
+            if std::env::args().nth(1).as_deref() == Some("hook")
+                && !matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+        {
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Hook(args) => {
             // The hook path runs on every tool call: no runtime, no logging set-up,

@@ -33,6 +33,21 @@ use std::time::{Duration, Instant, SystemTime};
 /// size does not.
 const MAX_REPLY: u64 = 64 * 1024;
 
+/// When Claude Code ran the hook (unix ns): a spooled event reaches the
+/// bridge later, and its timing must not shift with the delay.
+pub const HOOK_TIME_HEADER: &str = "x-ccotel-hook-time";
+
+fn unix_nanos(t: SystemTime) -> Option<u128> {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos())
+}
+
+/// The invocation time a spool file is named after.
+fn started_of(path: &std::path::Path) -> Option<u128> {
+    path.file_name()?.to_str()?.get(..20)?.parse().ok()
+}
+
 /// Forwards one hook event from stdin to the bridge, after any spooled ones.
 /// Never fails, prints nothing, and returns (or exits 0) within
 /// `--timeout-ms`.
@@ -110,14 +125,14 @@ fn forward(shared: &Shared, event: &Arc<[u8]>, bridge: &Bridge<'_>, deadline: In
         // them and drain, if no other process is already draining.
         if !event.is_empty() && spool.push(shared.started, event).is_err() {
             // Could not spool; sending out of order beats losing the event.
-            let _ = bridge.post(event, deadline);
+            let _ = bridge.post(event, unix_nanos(shared.started), deadline);
         }
         drain(spool, bridge, deadline);
     } else if !event.is_empty() {
         // Fast path. No lock needed: a drainer deletes a file only after the
         // bridge took it, so an empty spool means no older event is pending.
         shared.lock().in_flight = Some(event.clone());
-        let delivery = bridge.post(event, deadline);
+        let delivery = bridge.post(event, unix_nanos(shared.started), deadline);
         let mut state = shared.lock();
         if state.in_flight.take().is_some() && delivery == Delivery::Retry {
             // Spool while holding the lock, so the watchdog cannot exit the
@@ -174,7 +189,7 @@ impl<'a> Bridge<'a> {
     ///
     /// The agent keeps the connection alive between calls, so draining a
     /// spool costs one connect.
-    fn post(&self, event: &[u8], deadline: Instant) -> Delivery {
+    fn post(&self, event: &[u8], started: Option<u128>, deadline: Instant) -> Delivery {
         let left = deadline.saturating_duration_since(Instant::now());
         if left < Duration::from_millis(1) {
             return Delivery::Retry;
@@ -191,6 +206,10 @@ impl<'a> Bridge<'a> {
             .build()
             .header("content-type", "application/json")
             .header("x-ccotel-transport", "command")
+            .header(
+                HOOK_TIME_HEADER,
+                started.map(|n| n.to_string()).unwrap_or_default(),
+            )
             .send(event);
         match sent {
             Ok(mut reply) => {
@@ -263,7 +282,7 @@ fn drain_locked(spool: &Spool, bridge: &Bridge<'_>, deadline: Instant) -> bool {
                     continue;
                 }
             };
-            match bridge.post(&body, deadline) {
+            match bridge.post(&body, started_of(&path), deadline) {
                 Delivery::Delivered => progressed |= spool.remove(&path),
                 Delivery::Rejected => {
                     if spool.remove(&path) {

@@ -17,8 +17,10 @@
 //! - `.lock`: `flock`ed by the single process allowed to drain (see
 //!   [`Spool::try_lock`]); the kernel releases it when that process exits,
 //!   however it exits, so a crash can never wedge the spool.
-//! - `dropped`: one line per event the client discarded, naming the reason
-//!   (`full`, `rejected`, `unreadable`), so `wc -l dropped` is the count.
+//! - `dropped`: one line per event the spool discarded, naming the reason
+//!   (`full`, `rejected`, `unreadable`), so `wc -l dropped` is the count. An
+//!   event the bridge rejects on the fast path is not counted here: the
+//!   bridge saw it and logs it, and the fast path never touches the disk.
 //!   Lines are appended with `O_APPEND`, which concurrent invocations cannot
 //!   interleave, so no count is ever lost to a race.
 //!
@@ -175,7 +177,6 @@ impl Spool {
             .ok()?;
         // `File::try_lock` is std's portable `flock(LOCK_EX | LOCK_NB)`;
         // it needs Rust 1.89, newer than the crate's declared rust-version.
-        #[allow(clippy::incompatible_msrv)]
         let locked = file.try_lock();
         match locked {
             Ok(()) => Some(DrainLock { _file: file }),

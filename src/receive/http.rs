@@ -161,11 +161,11 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
         Some(b"command") => Transport::HookCommand,
         _ => Transport::HookHttp,
     };
-    if state
-        .ingest
-        .submit(Event::now(transport, Payload::Hook(event)), bytes.len())
-        .is_err()
-    {
+    let mut accepted = Event::now(transport, Payload::Hook(event));
+    if let Some(at) = hook_time(&headers, accepted.received_at) {
+        accepted.received_at = at;
+    }
+    if state.ingest.submit(accepted, bytes.len()).is_err() {
         return hook_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ccotel is overloaded: its internal queue is full; retry later",
@@ -173,6 +173,20 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     }
     stats.inc(&stats.hook_events);
     json_response(StatusCode::OK, "{}".to_string())
+}
+
+/// When `ccotel hook` says Claude Code ran the hook: spooled events arrive
+/// late but keep their time. Ignored when it is in the future or more than a
+/// day old (a wrong clock, not a delay).
+fn hook_time(headers: &HeaderMap, now: u64) -> Option<u64> {
+    let at: u64 = headers
+        .get(crate::cli::hook::HOOK_TIME_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    const DAY: u64 = 86_400_000_000_000;
+    (at <= now && now - at < DAY).then_some(at)
 }
 
 /// Reads at most `limit` bytes of body.

@@ -368,3 +368,15 @@ fn concurrent_invocations_deliver_everything_once() {
     assert_eq!(old, in_order.iter().collect::<Vec<_>>());
     assert!(spooled(spool.path()).is_empty());
 }
+
+#[test]
+fn bad_flags_on_the_hook_path_exit_zero_silently() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccotel"))
+        .args(["hook", "--no-such-flag"])
+        .env("CCOTEL_HOOK_TIMEOUT_MS", "not-a-number")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}

@@ -731,3 +731,57 @@ async fn merged_session_traces_reach_the_backend_over_the_wire() {
         crate::merge::check_facts(scenario, &mine, "over the wire");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_hook_keeps_the_time_claude_code_ran_it() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "traces",
+        backend.endpoint(),
+        Protocol::HttpJson,
+        "traces",
+    ));
+    let app = spawn_app(config).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let ran_at = now - 120_000_000_000;
+    let send = |name: &str, at: u64| {
+        let body = serde_json::json!({
+            "session_id": "spooled-session", "hook_event_name": name,
+            "prompt_id": "p1", "prompt": "hello", "cwd": "/tmp"
+        });
+        app.client
+            .post(app.url("/v1/hooks"))
+            .header("content-type", "application/json")
+            .header("x-ccotel-transport", "command")
+            .header(ccotel::cli::hook::HOOK_TIME_HEADER, at.to_string())
+            .body(body.to_string())
+            .send()
+    };
+    assert_eq!(
+        send("UserPromptSubmit", ran_at).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        send("Stop", ran_at + 1_000_000_000).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        send("SessionEnd", ran_at + 2_000_000_000)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.shutdown().await;
+    let spans = fixtures::spans_from_otlp(&backend.received().traces);
+    let turn = spans
+        .iter()
+        .find(|s| s.name == "claude_code.interaction")
+        .expect("a turn");
+    assert_eq!(turn.start_ns, ran_at);
+    assert_eq!(turn.end_ns, ran_at + 1_000_000_000);
+}

@@ -30,7 +30,11 @@ pub async fn run(
         config.server.queue_bytes,
         registry.stats.clone(),
     );
-    let (fanout, exporters) = FanOut::start(&config.exporters, &registry)?;
+    let (fanout, exporters) = FanOut::start(
+        &config.exporters,
+        &registry,
+        &config.store.path.join("queues"),
+    )?;
 
     let store = crate::store::Store::open(&config.store.path)?;
     let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store));

@@ -139,11 +139,16 @@ mod humantime_serde_compat {
     }
 }
 
-/// The closed set of exporter kinds.
+/// The closed set of exporter kinds. Everything but `otlp` is a preset that
+/// fills in the endpoint, protocol and headers a backend needs.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ExporterKind {
     Otlp,
+    Braintrust,
+    Honeycomb,
+    Datadog,
+    Grafana,
 }
 
 /// OTLP transport protocols.
@@ -165,6 +170,20 @@ pub enum Compression {
     Gzip,
 }
 
+/// What an exporter does with content: prompts, messages, tool input and
+/// output.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentPolicy {
+    /// Send it as received.
+    #[default]
+    Keep,
+    /// Replace each value with `<REDACTED>`, keeping the attribute.
+    Mask,
+    /// Remove the attributes.
+    Drop,
+}
+
 /// One `[[exporters]]` block.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -174,13 +193,16 @@ pub struct ExporterConfig {
     #[serde(rename = "type")]
     pub kind: ExporterKind,
     /// Base URL (`http://host:4318`; `/v1/<signal>` is appended) or, for gRPC,
-    /// `http://host:4317`.
+    /// `http://host:4317`. Required for `otlp` and `grafana`; the other
+    /// presets know theirs.
+    #[serde(default)]
     pub endpoint: String,
     /// Default `http/protobuf`.
-    #[serde(default = "default_protocol")]
-    pub protocol: Protocol,
-    /// Which signals this backend receives. Default traces, metrics and logs.
-    #[serde(default = "default_signals")]
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Which signals this backend receives. Default traces, metrics and logs
+    /// (traces only for `braintrust`).
+    #[serde(default)]
     pub signals: Vec<Signal>,
     /// Extra request headers; values may reference `${ENV_VAR}`.
     #[serde(default)]
@@ -191,26 +213,270 @@ pub struct ExporterConfig {
     /// Per-request timeout. Default `10s`.
     #[serde(default = "default_timeout", with = "humantime_serde_compat")]
     pub timeout: Duration,
-    /// Items buffered for this backend alone; when full, new items for it are
-    /// dropped and counted. Default 1024.
-    #[serde(default = "default_queue_items")]
-    pub queue_items: usize,
+    /// Bytes this backend may have waiting on disk; beyond that the oldest
+    /// items are dropped and counted. Default 256 MiB.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: u64,
+    /// Content towards this backend: `keep` (default), `mask` or `drop`.
+    #[serde(default)]
+    pub content: ContentPolicy,
+    /// Attribute keys never sent to this backend; `*` at the end matches a
+    /// prefix (`user.*`). Default none.
+    #[serde(default)]
+    pub drop_attributes: Vec<String>,
+    /// API key for presets (`braintrust`, `honeycomb`, `datadog`, `grafana`);
+    /// default from `BRAINTRUST_API_KEY`, `HONEYCOMB_API_KEY`, `DD_API_KEY`,
+    /// `GRAFANA_CLOUD_API_KEY`.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// `braintrust`: the project, by name or id.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// `braintrust`: the API URL. Default `https://api.braintrust.dev`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// `honeycomb`: the dataset for metrics. Default `claude-code-metrics`.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// `datadog`: the site. Default `datadoghq.com`.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// `grafana`: the Grafana Cloud instance id (the Basic-auth user).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// Headers for one signal only (filled in by presets).
+    #[serde(skip)]
+    pub signal_headers: BTreeMap<Signal, BTreeMap<String, String>>,
 }
 
-fn default_protocol() -> Protocol {
-    Protocol::HttpProtobuf
+impl ExporterConfig {
+    /// A plain OTLP exporter.
+    pub fn otlp(name: &str, endpoint: &str, protocol: Protocol, signals: Vec<Signal>) -> Self {
+        ExporterConfig {
+            name: name.into(),
+            kind: ExporterKind::Otlp,
+            endpoint: endpoint.into(),
+            protocol: Some(protocol),
+            signals,
+            headers: BTreeMap::new(),
+            compression: Compression::None,
+            timeout: default_timeout(),
+            queue_bytes: default_queue_bytes(),
+            content: ContentPolicy::Keep,
+            drop_attributes: Vec::new(),
+            api_key: None,
+            project: None,
+            api_url: None,
+            dataset: None,
+            site: None,
+            instance_id: None,
+            signal_headers: BTreeMap::new(),
+        }
+    }
+
+    /// The protocol in effect.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol.unwrap_or(Protocol::HttpProtobuf)
+    }
+
+    /// Headers for one signal: the common ones plus the signal's own.
+    pub fn headers_for(&self, signal: Signal) -> Vec<(String, String)> {
+        let mut h: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let key = match signal {
+            Signal::NativeTraces => Signal::Traces,
+            s => s,
+        };
+        if let Some(extra) = self.signal_headers.get(&key) {
+            h.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        h
+    }
 }
-fn default_signals() -> Vec<Signal> {
-    vec![Signal::Traces, Signal::Metrics, Signal::Logs]
-}
+
 fn default_compression() -> Compression {
     Compression::None
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
-fn default_queue_items() -> usize {
-    1024
+fn default_queue_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+
+/// Fills in a preset's endpoint, protocol and headers; checks that each key
+/// belongs to the exporter's type.
+fn resolve_preset(
+    e: &mut ExporterConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    let only = |key: &str, set: bool, kinds: &str| -> Result<(), (String, String)> {
+        if set {
+            Err((key.to_string(), format!("only for type = {kinds}")))
+        } else {
+            Ok(())
+        }
+    };
+    let kind = e.kind;
+    use ExporterKind::*;
+    if kind != Braintrust {
+        only("project", e.project.is_some(), "\"braintrust\"")?;
+        only("api_url", e.api_url.is_some(), "\"braintrust\"")?;
+    }
+    if kind != Honeycomb {
+        only("dataset", e.dataset.is_some(), "\"honeycomb\"")?;
+    }
+    if kind != Datadog {
+        only("site", e.site.is_some(), "\"datadog\"")?;
+    }
+    if kind != Grafana {
+        only("instance_id", e.instance_id.is_some(), "\"grafana\"")?;
+    }
+    if kind == Otlp {
+        only(
+            "api_key",
+            e.api_key.is_some(),
+            "a preset (braintrust, honeycomb, datadog, grafana)",
+        )?;
+        if e.endpoint.is_empty() {
+            return Err(("endpoint".into(), "is required for type = \"otlp\"".into()));
+        }
+        if e.signals.is_empty() {
+            e.signals = vec![Signal::Traces, Signal::Metrics, Signal::Logs];
+        }
+        return Ok(());
+    }
+    let key_var = match kind {
+        Braintrust => "BRAINTRUST_API_KEY",
+        Honeycomb => "HONEYCOMB_API_KEY",
+        Datadog => "DD_API_KEY",
+        _ => "GRAFANA_CLOUD_API_KEY",
+    };
+    let api_key = match &e.api_key {
+        Some(k) => expand_env(k, env).map_err(|m| ("api_key".to_string(), m))?,
+        None => env(key_var).ok_or_else(|| {
+            (
+                "api_key".to_string(),
+                format!("not set, and environment variable {key_var} is not set either"),
+            )
+        })?,
+    };
+    e.api_key = Some(api_key.clone());
+    let http_only = |e: &ExporterConfig, what: &str| -> Result<(), (String, String)> {
+        if e.protocol == Some(Protocol::Grpc) {
+            Err((
+                "protocol".into(),
+                format!("{what} takes OTLP over HTTP only"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        Braintrust => {
+            http_only(e, "Braintrust")?;
+            let project = e.project.clone().ok_or_else(|| {
+                (
+                    "project".to_string(),
+                    "is required (a project name or id)".to_string(),
+                )
+            })?;
+            let api_url = e
+                .api_url
+                .clone()
+                .unwrap_or_else(|| "https://api.braintrust.dev".into());
+            if e.endpoint.is_empty() {
+                e.endpoint = format!("{}/otel", api_url.trim_end_matches('/'));
+            }
+            if e.signals.is_empty() {
+                e.signals = vec![Signal::Traces];
+            }
+            if let Some(s) = e.signals.iter().find(|s| **s != Signal::Traces) {
+                return Err((
+                    "signals".into(),
+                    format!(
+                        "Braintrust takes traces only, not {:?}; send metrics and logs to another exporter",
+                        s.as_str()
+                    ),
+                ));
+            }
+            e.headers
+                .insert("authorization".into(), format!("Bearer {api_key}"));
+            e.headers
+                .insert("x-bt-parent".into(), braintrust_parent(&project));
+        }
+        Honeycomb => {
+            if e.endpoint.is_empty() {
+                e.endpoint = "https://api.honeycomb.io".into();
+            }
+            e.headers.insert("x-honeycomb-team".into(), api_key);
+            let dataset = e
+                .dataset
+                .clone()
+                .unwrap_or_else(|| "claude-code-metrics".into());
+            e.signal_headers
+                .entry(Signal::Metrics)
+                .or_default()
+                .insert("x-honeycomb-dataset".into(), dataset);
+        }
+        Datadog => {
+            http_only(e, "Datadog's agentless intake")?;
+            let site = e.site.clone().unwrap_or_else(|| "datadoghq.com".into());
+            if e.endpoint.is_empty() {
+                e.endpoint = format!("https://otlp.{site}");
+            }
+            e.headers.insert("dd-api-key".into(), api_key);
+            e.signal_headers
+                .entry(Signal::Logs)
+                .or_default()
+                .insert("dd-protocol".into(), "otlp".into());
+        }
+        Grafana => {
+            http_only(e, "Grafana Cloud's OTLP gateway")?;
+            if e.endpoint.is_empty() {
+                return Err((
+                    "endpoint".into(),
+                    "is required: your stack's OTLP gateway, such as https://otlp-gateway-prod-eu-west-2.grafana.net/otlp".into(),
+                ));
+            }
+            let user = e.instance_id.clone().ok_or_else(|| {
+                (
+                    "instance_id".to_string(),
+                    "is required (the stack's instance id)".to_string(),
+                )
+            })?;
+            use base64::Engine;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{api_key}"));
+            e.headers
+                .insert("authorization".into(), format!("Basic {token}"));
+        }
+        Otlp => {}
+    }
+    if e.signals.is_empty() {
+        e.signals = vec![Signal::Traces, Signal::Metrics, Signal::Logs];
+    }
+    Ok(())
+}
+
+/// `x-bt-parent` for a project given by id (a UUID) or by name.
+pub fn braintrust_parent(project: &str) -> String {
+    let is_uuid = project.len() == 36
+        && project.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if is_uuid {
+        format!("project_id:{project}")
+    } else {
+        format!("project_name:{project}")
+    }
 }
 
 /// Values given on the command line; `None` leaves the lower layers alone.
@@ -294,14 +560,13 @@ impl Config {
                     format!("duplicate exporter name {:?}", exporter.name),
                 ));
             }
-            if exporter.signals.is_empty() {
-                return Err(invalid(
-                    &key("signals"),
-                    "select at least one signal".into(),
-                ));
-            }
             exporter.endpoint =
                 expand_env(&exporter.endpoint, env).map_err(|m| invalid(&key("endpoint"), m))?;
+            for (name, value) in exporter.headers.iter_mut() {
+                *value = expand_env(value, env)
+                    .map_err(|m| invalid(&key(&format!("headers.{name}")), m))?;
+            }
+            resolve_preset(exporter, env).map_err(|(k, m)| invalid(&key(&k), m))?;
             let url: http::Uri = exporter
                 .endpoint
                 .parse()
@@ -315,12 +580,8 @@ impl Config {
                     ),
                 ));
             }
-            for (name, value) in exporter.headers.iter_mut() {
-                *value = expand_env(value, env)
-                    .map_err(|m| invalid(&key(&format!("headers.{name}")), m))?;
-            }
-            if exporter.queue_items == 0 {
-                return Err(invalid(&key("queue_items"), "must be > 0".into()));
+            if exporter.queue_bytes == 0 {
+                return Err(invalid(&key("queue_bytes"), "must be > 0".into()));
             }
         }
         Ok(())
@@ -416,7 +677,7 @@ headers = { "x-honeycomb-team" = "${HONEYCOMB_API_KEY}" }
         )
         .unwrap();
         assert_eq!(c.exporters[0].headers["x-honeycomb-team"], "hc-key");
-        assert_eq!(c.exporters[0].protocol, Protocol::HttpJson);
+        assert_eq!(c.exporters[0].protocol(), Protocol::HttpJson);
         assert_eq!(c.store.path, PathBuf::from("/var/lib/ccotel"));
     }
 
@@ -470,5 +731,100 @@ headers = { "x-honeycomb-team" = "${HONEYCOMB_API_KEY}" }
         let c = Config::load(None, &env, &flags).unwrap();
         assert_eq!(c.grpc_addr().port(), 7);
         assert_eq!(c.http_addr().port(), 9000);
+    }
+
+    #[test]
+    fn presets_fill_in_endpoints_and_headers() {
+        let env = |k: &str| match k {
+            "BRAINTRUST_API_KEY" => Some("bt-key".to_string()),
+            "HONEYCOMB_API_KEY" => Some("hc-key".to_string()),
+            "DD_API_KEY" => Some("dd-key".to_string()),
+            "GRAFANA_CLOUD_API_KEY" => Some("gc-key".to_string()),
+            _ => None,
+        };
+        let c = load_text(
+            r#"
+[[exporters]]
+name = "bt"
+type = "braintrust"
+project = "claude-code"
+[[exporters]]
+name = "bt-eu"
+type = "braintrust"
+project = "2b2c5e4c-8f0a-4c7e-9a55-3e6f0b1d2a77"
+api_url = "https://api-eu.braintrust.dev"
+[[exporters]]
+name = "hc"
+type = "honeycomb"
+dataset = "cc-metrics"
+[[exporters]]
+name = "dd"
+type = "datadog"
+site = "datadoghq.eu"
+[[exporters]]
+name = "gc"
+type = "grafana"
+endpoint = "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp"
+instance_id = "123456"
+"#,
+            &env,
+        )
+        .unwrap();
+        let bt = &c.exporters[0];
+        assert_eq!(bt.endpoint, "https://api.braintrust.dev/otel");
+        assert_eq!(bt.headers["authorization"], "Bearer bt-key");
+        assert_eq!(bt.headers["x-bt-parent"], "project_name:claude-code");
+        assert_eq!(bt.signals, vec![Signal::Traces]);
+        let eu = &c.exporters[1];
+        assert_eq!(eu.endpoint, "https://api-eu.braintrust.dev/otel");
+        assert_eq!(
+            eu.headers["x-bt-parent"],
+            "project_id:2b2c5e4c-8f0a-4c7e-9a55-3e6f0b1d2a77"
+        );
+        let hc = &c.exporters[2];
+        assert_eq!(hc.endpoint, "https://api.honeycomb.io");
+        assert_eq!(hc.headers["x-honeycomb-team"], "hc-key");
+        let metrics_headers = hc.headers_for(Signal::Metrics);
+        assert!(metrics_headers.contains(&("x-honeycomb-dataset".into(), "cc-metrics".into())));
+        assert!(!hc
+            .headers_for(Signal::Traces)
+            .iter()
+            .any(|(k, _)| k == "x-honeycomb-dataset"));
+        let dd = &c.exporters[3];
+        assert_eq!(dd.endpoint, "https://otlp.datadoghq.eu");
+        assert_eq!(dd.headers["dd-api-key"], "dd-key");
+        let gc = &c.exporters[4];
+        assert_eq!(gc.headers["authorization"], "Basic MTIzNDU2OmdjLWtleQ==");
+    }
+
+    #[test]
+    fn preset_mistakes_name_the_key() {
+        let env = |k: &str| (k == "BRAINTRUST_API_KEY").then(|| "k".to_string());
+        let cases = [
+            (
+                "type = \"braintrust\"\nproject = \"p\"\nsignals = [\"metrics\"]",
+                "signals",
+            ),
+            ("type = \"braintrust\"", "project"),
+            (
+                "type = \"braintrust\"\nproject = \"p\"\nprotocol = \"grpc\"",
+                "protocol",
+            ),
+            (
+                "type = \"otlp\"\nendpoint = \"http://x\"\nproject = \"p\"",
+                "project",
+            ),
+            ("type = \"honeycomb\"", "HONEYCOMB_API_KEY"),
+            ("type = \"otlp\"", "endpoint"),
+        ];
+        for (body, words) in cases {
+            let err = load_text(&format!("[[exporters]]\nname = \"e\"\n{body}\n"), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(words) && err.contains("exporters[0]"),
+                "{body}: {err}"
+            );
+        }
     }
 }

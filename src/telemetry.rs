@@ -50,6 +50,7 @@ counters!(Stats {
 
 counters!(ExporterStats {
     enqueued,
+    queued,
     dropped_queue_full,
     sent_requests,
     sent_items,

@@ -1,26 +1,32 @@
 //! Delivery: the fan-out hands each item to every exporter that selects its
-//! signal, through that exporter's own bounded queue.
+//! signal, through that exporter's own durable queue on disk, and wakes its
+//! worker. Pushing never waits on a backend, so receiving is never blocked.
 
 pub mod batch;
 pub mod otlp;
+pub mod queue;
 pub mod retry;
+pub mod transform;
 pub mod worker;
 
 pub use batch::ExportItem;
 
-use crate::config::{ExporterConfig, ExporterKind};
+use crate::config::ExporterConfig;
 use crate::model::Signal;
 use crate::telemetry::{ExporterStats, Registry};
-use std::sync::Arc;
+use queue::{DiskQueue, Encoded};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use worker::{Deadline, RetryPolicy, Worker};
+use worker::{Deadline, RetryPolicy, Shared, Worker};
 
 struct Route {
     name: String,
     signals: Vec<Signal>,
-    tx: mpsc::Sender<ExportItem>,
+    shared: Arc<Shared>,
     stats: Arc<ExporterStats>,
 }
 
@@ -33,47 +39,61 @@ pub struct FanOut {
 /// The running exporter tasks, for shutdown.
 pub struct Exporters {
     tasks: Vec<(String, JoinHandle<()>)>,
+    shared: Vec<Arc<Shared>>,
     deadline: Deadline,
 }
 
 impl FanOut {
-    /// Starts one worker per configured exporter.
+    /// Opens each exporter's queue under `queue_dir` and starts its worker.
     pub fn start(
         configs: &[ExporterConfig],
         registry: &Registry,
+        queue_dir: &Path,
     ) -> anyhow::Result<(FanOut, Exporters)> {
-        Self::start_with(configs, registry, RetryPolicy::default())
+        Self::start_with(configs, registry, queue_dir, RetryPolicy::default())
     }
 
     /// As [`FanOut::start`], with an explicit retry policy.
     pub fn start_with(
         configs: &[ExporterConfig],
         registry: &Registry,
+        queue_dir: &Path,
         retry: RetryPolicy,
     ) -> anyhow::Result<(FanOut, Exporters)> {
         let deadline: Deadline = Arc::default();
         let mut routes = Vec::new();
         let mut tasks = Vec::new();
+        let mut all_shared = Vec::new();
         for config in configs {
             let stats = registry.exporter(&config.name);
-            let (tx, rx) = mpsc::channel(config.queue_items);
-            let client = match config.kind {
-                ExporterKind::Otlp => otlp::OtlpClient::new(config)
-                    .map_err(|e| anyhow::anyhow!("exporter {:?}: {e}", config.name))?,
-            };
+            let queue = DiskQueue::open(queue_dir, &config.name, config.queue_bytes)
+                .map_err(|e| anyhow::anyhow!("exporter {:?}: {e}", config.name))?;
+            if !queue.is_empty() {
+                tracing::info!(exporter = %config.name, items = queue.len(), "resuming delivery of what an earlier run left queued");
+            }
+            stats.queued.store(queue.len(), Ordering::Relaxed);
+            let shared = Arc::new(Shared {
+                queue: Mutex::new(queue),
+                notify: Notify::new(),
+                closing: Default::default(),
+            });
+            let client = otlp::OtlpClient::new(config)
+                .map_err(|e| anyhow::anyhow!("exporter {:?}: {e}", config.name))?;
             let worker = Worker {
                 name: config.name.clone(),
                 client,
-                rx,
+                shared: shared.clone(),
+                transform: transform::Transform::from_config(config),
                 stats: stats.clone(),
                 retry,
                 deadline: deadline.clone(),
             };
             tasks.push((config.name.clone(), tokio::spawn(worker.run())));
+            all_shared.push(shared.clone());
             routes.push(Route {
                 name: config.name.clone(),
                 signals: config.signals.clone(),
-                tx,
+                shared,
                 stats,
             });
         }
@@ -81,7 +101,11 @@ impl FanOut {
             FanOut {
                 routes: Arc::new(routes),
             },
-            Exporters { tasks, deadline },
+            Exporters {
+                tasks,
+                shared: all_shared,
+                deadline,
+            },
         ))
     }
 
@@ -97,33 +121,52 @@ impl FanOut {
         self.routes.iter().any(|r| r.signals.contains(&signal))
     }
 
-    /// Queues `item` for every exporter that selects its signal. A full queue
-    /// drops the item for that exporter only, and counts it.
+    /// Queues `item` on disk for every exporter that selects its signal.
+    /// A full queue drops its oldest items; a failing disk drops this item
+    /// for that exporter. Both are counted and logged.
     pub fn send(&self, item: ExportItem) {
         let signal = item.signal();
+        let mut encoded: Option<Encoded> = None;
         for route in self.routes.iter().filter(|r| r.signals.contains(&signal)) {
-            match route.tx.try_send(item.clone()) {
-                Ok(()) => route.stats.add(&route.stats.enqueued, 1),
-                Err(_) => {
-                    route
-                        .stats
-                        .add(&route.stats.dropped_queue_full, item.records());
-                    tracing::warn!(exporter = %route.name, signal = signal.as_str(), "exporter queue full; item dropped for this exporter");
+            let e = encoded.get_or_insert_with(|| Encoded::from_item(&item));
+            let pushed = route.shared.queue().push(e);
+            match pushed {
+                Ok(p) => {
+                    route.stats.add(&route.stats.enqueued, 1);
+                    if p.dropped_items > 0 {
+                        route
+                            .stats
+                            .add(&route.stats.dropped_queue_full, p.dropped_records);
+                        tracing::warn!(exporter = %route.name, items = p.dropped_items, records = p.dropped_records, "exporter queue full; oldest items dropped");
+                    }
+                }
+                Err(err) => {
+                    route.stats.add(&route.stats.dropped_queue_full, e.records);
+                    tracing::error!(exporter = %route.name, error = %err, "cannot queue for this exporter; item dropped");
                 }
             }
+            route
+                .stats
+                .queued
+                .store(route.shared.queue().len(), Ordering::Relaxed);
+            route.shared.notify.notify_one();
         }
     }
 }
 
 impl Exporters {
-    /// Lets every worker send what it holds, for at most `timeout` in all. The
-    /// fan-out (every clone of it) must be dropped first so the queues close.
+    /// Lets every worker send what it holds, for at most `timeout` in all;
+    /// what is left stays on disk for the next start.
     pub async fn shutdown(self, timeout: Duration) {
         let _ = self.deadline.set(Instant::now() + timeout);
+        for s in &self.shared {
+            s.closing.store(true, Ordering::Release);
+            s.notify.notify_one();
+        }
         let until = tokio::time::Instant::now() + timeout;
         for (name, mut task) in self.tasks {
             if tokio::time::timeout_at(until, &mut task).await.is_err() {
-                tracing::warn!(exporter = %name, "exporter did not finish before the shutdown timeout");
+                tracing::warn!(exporter = %name, "exporter did not finish before the shutdown timeout; its queue is kept for the next start");
                 task.abort();
             }
         }

@@ -4,6 +4,7 @@
 use super::batch::Batch;
 use super::retry::{self, Verdict};
 use crate::config::{Compression, ExporterConfig, Protocol};
+use crate::model::Signal;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::{logs_service_client::LogsServiceClient, ExportLogsServiceResponse},
     metrics::v1::{metrics_service_client::MetricsServiceClient, ExportMetricsServiceResponse},
@@ -29,7 +30,7 @@ pub enum SendResult {
 pub struct OtlpClient {
     protocol: Protocol,
     endpoint: String,
-    headers: Vec<(String, String)>,
+    headers: [Vec<(String, String)>; 3],
     compression: Compression,
     timeout: Duration,
     http: reqwest::Client,
@@ -40,7 +41,7 @@ impl OtlpClient {
     /// Builds the client; gRPC channels connect lazily, so a backend that is
     /// down at start-up is only an error when a send fails.
     pub fn new(config: &ExporterConfig) -> anyhow::Result<OtlpClient> {
-        let channel = match config.protocol {
+        let channel = match config.protocol() {
             Protocol::Grpc => Some(
                 tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
                     .timeout(config.timeout)
@@ -56,18 +57,26 @@ impl OtlpClient {
             .user_agent(concat!("ccotel/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(OtlpClient {
-            protocol: config.protocol,
+            protocol: config.protocol(),
             endpoint: config.endpoint.trim_end_matches('/').to_string(),
-            headers: config
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            headers: [
+                config.headers_for(Signal::Traces),
+                config.headers_for(Signal::Metrics),
+                config.headers_for(Signal::Logs),
+            ],
             compression: config.compression,
             timeout: config.timeout,
             http,
             channel,
         })
+    }
+
+    fn headers_for(&self, batch: &Batch) -> &[(String, String)] {
+        match batch {
+            Batch::Traces(_) => &self.headers[0],
+            Batch::Metrics(_) => &self.headers[1],
+            Batch::Logs(_) => &self.headers[2],
+        }
     }
 
     /// One attempt to deliver `batch`.
@@ -102,7 +111,7 @@ impl OtlpClient {
             .http
             .post(&url)
             .header(http::header::CONTENT_TYPE, content_type);
-        for (k, v) in &self.headers {
+        for (k, v) in self.headers_for(batch) {
             request = request.header(k, v);
         }
         let body = match self.compression {
@@ -160,7 +169,7 @@ impl OtlpClient {
                 }
                 let mut request = tonic::Request::new($req.clone());
                 request.set_timeout(self.timeout);
-                for (k, v) in &self.headers {
+                for (k, v) in self.headers_for(batch) {
                     if let (Ok(k), Ok(v)) = (
                         MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()),
                         MetadataValue::try_from(v.as_str()),

@@ -1,17 +1,25 @@
-//! One task per exporter: take what is queued, join it into one request per
-//! signal, send, and retry what the OTLP spec calls retryable. Each exporter
-//! has its own queue and task, so a slow or dead backend delays no other.
+//! One task per exporter: take the oldest items from its disk queue, apply
+//! the exporter's transform, join them into one request per signal, send, and
+//! retry what the OTLP spec calls retryable. Items leave the queue only once
+//! the backend took them (or refused them for good), so an outage or a crash
+//! loses nothing. Each exporter has its own queue and task, so a slow or dead
+//! backend delays no other.
 
 use super::batch::{self, ExportItem};
 use super::otlp::{OtlpClient, SendResult};
+use super::queue::DiskQueue;
 use super::retry::{self, Verdict};
+use super::transform::Transform;
 use crate::telemetry::ExporterStats;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
-/// Most items joined into one send.
+/// Most queued items joined into one send.
 pub const MAX_BATCH_ITEMS: usize = 256;
+/// Most bytes (before any compression) joined into one send.
+pub const MAX_BATCH_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How hard to try before dropping a batch.
 #[derive(Debug, Clone, Copy)]
@@ -26,42 +34,104 @@ impl Default for RetryPolicy {
         RetryPolicy {
             initial: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
-            max_elapsed: Duration::from_secs(300),
+            max_elapsed: Duration::from_secs(24 * 3600),
         }
     }
 }
 
-/// Set once at shutdown: retries stop and the queue is sent once more until
-/// this instant.
+/// Set once at shutdown: workers send what they can until this instant and
+/// leave the rest on disk for the next start.
 pub type Deadline = Arc<OnceLock<Instant>>;
+
+/// The queue shared by the fan-out (which pushes) and the worker (which sends).
+pub struct Shared {
+    pub queue: Mutex<DiskQueue>,
+    pub notify: Notify,
+    pub closing: AtomicBool,
+}
+
+impl Shared {
+    pub fn queue(&self) -> std::sync::MutexGuard<'_, DiskQueue> {
+        // A poisoned lock means a panic mid-call; the queue itself is on disk
+        // and still consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 pub struct Worker {
     pub name: String,
     pub client: OtlpClient,
-    pub rx: mpsc::Receiver<ExportItem>,
+    pub shared: Arc<Shared>,
+    pub transform: Transform,
     pub stats: Arc<ExporterStats>,
     pub retry: RetryPolicy,
     pub deadline: Deadline,
 }
 
+/// How a batch ended.
+enum Outcome {
+    Done,
+    /// Shutting down with the batch unsent: it stays queued.
+    Interrupted,
+}
+
 impl Worker {
-    /// Runs until the queue is closed and empty.
-    pub async fn run(mut self) {
-        while let Some(first) = self.rx.recv().await {
-            let mut items = vec![first];
-            while items.len() < MAX_BATCH_ITEMS {
-                match self.rx.try_recv() {
-                    Ok(item) => items.push(item),
-                    Err(_) => break,
+    /// Runs until shutdown, when the queue is empty or the deadline passed.
+    pub async fn run(self) {
+        loop {
+            let peeked = self.shared.queue().peek(MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+            let rows = match peeked {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(exporter = %self.name, error = %e, "cannot read the exporter queue");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                if self.shared.closing.load(Ordering::Acquire) {
+                    return;
+                }
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), self.shared.notify.notified())
+                        .await;
+                continue;
+            }
+            if self.past_deadline() {
+                return;
+            }
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let items: Vec<ExportItem> = rows
+                .iter()
+                .filter_map(|(_, e)| e.to_item())
+                .map(|i| self.transform.apply(i))
+                .collect();
+            let mut interrupted = false;
+            for (batch, records) in batch::join(&items) {
+                if let Outcome::Interrupted = self.deliver(batch, records).await {
+                    interrupted = true;
+                    break;
                 }
             }
-            for (batch, records) in batch::join(&items) {
-                self.deliver(batch, records).await;
+            if interrupted {
+                return;
             }
+            let (acked, len) = {
+                let mut q = self.shared.queue();
+                (q.ack(&ids), q.len())
+            };
+            if let Err(e) = acked {
+                tracing::error!(exporter = %self.name, error = %e, "cannot remove sent items from the queue; they may be sent again");
+            }
+            self.stats.queued.store(len, Ordering::Relaxed);
         }
     }
 
-    async fn deliver(&self, batch: batch::Batch, records: u64) {
+    fn past_deadline(&self) -> bool {
+        self.deadline.get().is_some_and(|d| Instant::now() >= *d)
+    }
+
+    async fn deliver(&self, batch: batch::Batch, records: u64) -> Outcome {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -74,32 +144,38 @@ impl Worker {
                             .add(&self.stats.partial_rejected, rejected as u64);
                         tracing::warn!(exporter = %self.name, rejected, %message, "backend accepted the batch only in part");
                     }
-                    return;
+                    return Outcome::Done;
                 }
                 SendResult::Err {
                     verdict: Verdict::Final,
                     message,
                 } => {
-                    self.drop_batch(records, &message, "backend refused the batch");
-                    return;
+                    self.drop_batch(records, &message, "backend refused the batch; not retrying");
+                    return Outcome::Done;
                 }
                 SendResult::Err {
                     verdict: Verdict::Retry(after),
                     message,
                 } => {
-                    self.stats.add(&self.stats.retries, 1);
                     let delay = after.unwrap_or_else(|| {
                         retry::backoff(attempt, self.retry.initial, self.retry.max_delay)
                     });
                     attempt += 1;
-                    let wake = Instant::now() + delay;
-                    let out_of_time = started.elapsed() + delay > self.retry.max_elapsed
-                        || self.deadline.get().is_some_and(|d| wake > *d);
-                    if out_of_time {
-                        self.drop_batch(records, &message, "giving up after retries");
-                        return;
+                    if started.elapsed() + delay > self.retry.max_elapsed {
+                        self.drop_batch(records, &message, "giving up after retrying for too long");
+                        return Outcome::Done;
                     }
+                    if let Some(d) = self.deadline.get() {
+                        if Instant::now() + delay > *d {
+                            tracing::info!(exporter = %self.name, records, "backend unavailable at shutdown; the batch stays queued for the next start");
+                            return Outcome::Interrupted;
+                        }
+                    }
+                    self.stats.add(&self.stats.retries, 1);
                     tracing::debug!(exporter = %self.name, %message, ?delay, "retrying");
+                    if attempt == 1 || attempt % 10 == 0 {
+                        tracing::warn!(exporter = %self.name, %message, ?delay, attempt, "export failed; retrying");
+                    }
                     tokio::time::sleep(delay).await;
                 }
             }

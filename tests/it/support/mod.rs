@@ -3,7 +3,7 @@
 pub mod backend;
 pub mod fixtures;
 
-use ccotel::config::{Config, ExporterConfig, ExporterKind, Protocol};
+use ccotel::config::{Config, ExporterConfig, Protocol};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -77,17 +77,9 @@ pub fn exporter(name: &str, endpoint: String, protocol: Protocol, signals: &str)
         .split(',')
         .map(|s| serde_json::from_value(serde_json::Value::from(s.trim())).unwrap())
         .collect();
-    ExporterConfig {
-        name: name.into(),
-        kind: ExporterKind::Otlp,
-        endpoint,
-        protocol,
-        signals,
-        headers: Default::default(),
-        compression: ccotel::config::Compression::None,
-        timeout: Duration::from_secs(30),
-        queue_items: 1024,
-    }
+    let mut e = ExporterConfig::otlp(name, &endpoint, protocol, signals);
+    e.timeout = Duration::from_secs(30);
+    e
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

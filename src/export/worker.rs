@@ -173,7 +173,7 @@ impl Worker {
                     }
                     self.stats.add(&self.stats.retries, 1);
                     tracing::debug!(exporter = %self.name, %message, ?delay, "retrying");
-                    if attempt == 1 || attempt % 10 == 0 {
+                    if attempt == 1 || attempt.is_multiple_of(10) {
                         tracing::warn!(exporter = %self.name, %message, ?delay, attempt, "export failed; retrying");
                     }
                     tokio::time::sleep(delay).await;

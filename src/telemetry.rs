@@ -106,3 +106,40 @@ impl Registry {
         Value::Object(root)
     }
 }
+
+/// Counters that are levels, not totals.
+const GAUGES: &[&str] = &["queued"];
+
+impl Registry {
+    /// The counters in the Prometheus text format, for `GET /metrics`.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (name, v) in self.stats.snapshot() {
+            let _ = writeln!(out, "# TYPE ccotel_{name}_total counter");
+            let _ = writeln!(out, "ccotel_{name}_total {v}");
+        }
+        let list: Vec<(String, Map<String, Value>)> = self
+            .exporters
+            .lock()
+            .map(|l| l.iter().map(|(n, s)| (n.clone(), s.snapshot())).collect())
+            .unwrap_or_default();
+        if let Some((_, first)) = list.first() {
+            for key in first.keys() {
+                let gauge = GAUGES.contains(&key.as_str());
+                let metric = if gauge {
+                    format!("ccotel_exporter_{key}")
+                } else {
+                    format!("ccotel_exporter_{key}_total")
+                };
+                let kind = if gauge { "gauge" } else { "counter" };
+                let _ = writeln!(out, "# TYPE {metric} {kind}");
+                for (name, snap) in &list {
+                    let label = name.replace('\\', "\\\\").replace('"', "\\\"");
+                    let _ = writeln!(out, "{metric}{{exporter=\"{label}\"}} {}", snap[key]);
+                }
+            }
+        }
+        out
+    }
+}

@@ -47,6 +47,8 @@ pub struct Engine {
     sessions: HashMap<String, Live>,
     finished: HashMap<String, HashSet<[u8; 8]>>,
     finished_order: VecDeque<String>,
+    /// Sessions finished by the last tick, to mark closed once recorded.
+    closing: Vec<String>,
     store: Option<Store>,
 }
 
@@ -57,6 +59,7 @@ impl Engine {
             sessions: HashMap::new(),
             finished: HashMap::new(),
             finished_order: VecDeque::new(),
+            closing: Vec::new(),
             store,
         }
     }
@@ -256,22 +259,10 @@ impl Engine {
                 done.push(sid);
             }
         }
-        if let Some(store) = self.store.as_mut() {
-            for e in &out {
-                if let Err(err) = store.save_spans(&e.session, &e.spans) {
-                    tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
-                }
-            }
-            for sid in &done {
-                if let Err(err) = store.close_session(sid) {
-                    tracing::error!(error = %err, session = %sid, "cannot mark the session closed");
-                }
-            }
-        }
-        for sid in done {
-            if let Some(live) = self.sessions.remove(&sid) {
+        for sid in &done {
+            if let Some(live) = self.sessions.remove(sid) {
                 self.finished.insert(sid.clone(), live.exported);
-                self.finished_order.push_back(sid);
+                self.finished_order.push_back(sid.clone());
                 while self.finished_order.len() > FINISHED_MEMORY {
                     if let Some(old) = self.finished_order.pop_front() {
                         self.finished.remove(&old);
@@ -279,7 +270,28 @@ impl Engine {
                 }
             }
         }
+        self.closing.extend(done);
         out
+    }
+
+    /// Records in the store that `exports` were handed to the exporters (call
+    /// it after queueing them, so a crash in between re-sends rather than
+    /// loses), and marks finished sessions closed.
+    pub fn record(&mut self, exports: &[Export]) {
+        let closing = std::mem::take(&mut self.closing);
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        for e in exports {
+            if let Err(err) = store.save_spans(&e.session, &e.spans) {
+                tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
+            }
+        }
+        for sid in &closing {
+            if let Err(err) = store.close_session(sid) {
+                tracing::error!(error = %err, session = %sid, "cannot mark the session closed");
+            }
+        }
     }
 }
 
@@ -316,7 +328,8 @@ pub async fn run(
             },
             _ = ticker.tick() => {
                 let exports = engine.tick(now(), false);
-                send(&fanout, &stats, exports);
+                send(&fanout, &stats, &exports);
+                engine.record(&exports);
             }
         }
     }
@@ -326,7 +339,8 @@ pub async fn run(
     }
     engine.ingest(&batch);
     let exports = engine.tick(now(), true);
-    send(&fanout, &stats, exports);
+    send(&fanout, &stats, &exports);
+    engine.record(&exports);
 }
 
 fn now() -> u64 {
@@ -351,7 +365,7 @@ fn forward(fanout: &FanOut, event: Event) -> Event {
     event
 }
 
-fn send(fanout: &FanOut, stats: &Stats, exports: Vec<Export>) {
+fn send(fanout: &FanOut, stats: &Stats, exports: &[Export]) {
     for e in exports {
         stats.add(&stats.merged_spans, e.spans.len() as u64);
         fanout.send(ExportItem::Traces(Arc::new(to_request(

@@ -45,6 +45,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/traces", post(otlp::<ExportTraceServiceRequest>))
         .route("/v1/hooks", post(hook))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
 }
@@ -69,11 +70,20 @@ async fn health(State(state): State<HttpState>) -> Response {
     json_response(StatusCode::OK, state.registry.snapshot().to_string())
 }
 
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.registry.prometheus(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     error(
         None,
         StatusCode::NOT_FOUND,
-        "not found; ccotel serves POST /v1/logs, /v1/metrics, /v1/traces, /v1/hooks and GET /healthz",
+        "not found; ccotel serves POST /v1/logs, /v1/metrics, /v1/traces, /v1/hooks, GET /healthz and GET /metrics",
     )
 }
 

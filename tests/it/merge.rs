@@ -515,12 +515,9 @@ fn a_restart_mid_session_rebuilds_it_from_the_store() {
             let mut engine = Engine::new(config(scenario, true), Some(store));
             for e in &events[..half] {
                 engine.ingest(std::slice::from_ref(e));
-                exported.extend(
-                    engine
-                        .tick(e.received_at, false)
-                        .into_iter()
-                        .flat_map(|x| x.spans),
-                );
+                let due = engine.tick(e.received_at, false);
+                engine.record(&due);
+                exported.extend(due.into_iter().flat_map(|x| x.spans));
             }
             // Killed: no flush, no goodbye.
         }
@@ -529,14 +526,13 @@ fn a_restart_mid_session_rebuilds_it_from_the_store() {
         assert!(engine.restore() >= half, "{scenario}: events replayed");
         for e in &events[half..] {
             engine.ingest(std::slice::from_ref(e));
-            exported.extend(
-                engine
-                    .tick(e.received_at, false)
-                    .into_iter()
-                    .flat_map(|x| x.spans),
-            );
+            let due = engine.tick(e.received_at, false);
+            engine.record(&due);
+            exported.extend(due.into_iter().flat_map(|x| x.spans));
         }
-        exported.extend(engine.tick(LATER, false).into_iter().flat_map(|x| x.spans));
+        let due = engine.tick(LATER, false);
+        engine.record(&due);
+        exported.extend(due.into_iter().flat_map(|x| x.spans));
         check_facts(scenario, &exported, "restarted");
         assert_eq!(
             tree_text(&exported),

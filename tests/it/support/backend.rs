@@ -51,16 +51,27 @@ pub struct Backend {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Received>>,
     pub mode: Arc<Mutex<Mode>>,
+    /// Answers to give first, in order: (status, Retry-After).
+    pub script: Arc<Mutex<std::collections::VecDeque<(u16, Option<String>)>>>,
+    /// When each request arrived, scripted ones included.
+    pub arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Backend {
     /// Starts an OTLP/HTTP backend.
     pub async fn http(mode: Mode) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::http_on(listener, mode)
+    }
+
+    /// Starts an OTLP/HTTP backend on a given listener (a port that was down).
+    pub fn http_on(listener: TcpListener, mode: Mode) -> Backend {
         let backend = Backend {
             addr: listener.local_addr().unwrap(),
             got: Arc::default(),
             mode: Arc::new(Mutex::new(mode)),
+            script: Arc::default(),
+            arrivals: Arc::default(),
         };
         let app = Router::new()
             .route("/v1/traces", post(http_export))
@@ -78,6 +89,8 @@ impl Backend {
             addr: listener.local_addr().unwrap(),
             got: Arc::default(),
             mode: Arc::new(Mutex::new(Mode::Ok)),
+            script: Arc::default(),
+            arrivals: Arc::default(),
         };
         let svc = GrpcSink(backend.clone());
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
@@ -110,6 +123,19 @@ async fn http_export(
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
+    backend
+        .arrivals
+        .lock()
+        .unwrap()
+        .push(std::time::Instant::now());
+    let scripted = backend.script.lock().unwrap().pop_front();
+    if let Some((code, retry_after)) = scripted {
+        let mut r = (StatusCode::from_u16(code).unwrap(), "scripted answer").into_response();
+        if let Some(v) = retry_after {
+            r.headers_mut().insert("retry-after", v.parse().unwrap());
+        }
+        return r;
+    }
     let mode = *backend.mode.lock().unwrap();
     match mode {
         Mode::Hang => {

@@ -46,13 +46,16 @@ pub struct Received {
     pub headers: Vec<HeaderMap>,
 }
 
+/// Scripted answers: (status, Retry-After).
+pub type Script = std::collections::VecDeque<(u16, Option<String>)>;
+
 #[derive(Clone)]
 pub struct Backend {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Received>>,
     pub mode: Arc<Mutex<Mode>>,
     /// Answers to give first, in order: (status, Retry-After).
-    pub script: Arc<Mutex<std::collections::VecDeque<(u16, Option<String>)>>>,
+    pub script: Arc<Mutex<Script>>,
     /// When each request arrived, scripted ones included.
     pub arrivals: Arc<Mutex<Vec<std::time::Instant>>>,
 }

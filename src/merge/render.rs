@@ -827,6 +827,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
     let mut out: Vec<Rendered> = Vec::new();
     let n_rows = rows.len();
     let mut turn_complete: BTreeMap<String, (bool, Option<u64>)> = BTreeMap::new();
+    let (mut first_prompt, mut last_message): (Option<String>, Option<String>) = (None, None);
     for (i, row) in rows.iter().enumerate() {
         let f = session.turns.get(&row.prompt);
         let native = interaction_of.get(&row.prompt).copied();
@@ -877,6 +878,12 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
             .or_else(|| f.and_then(|f| f.last_response.as_ref().map(|(_, t)| t.clone())));
         if let Some(m) = last {
             a.insert("last_assistant_message".into(), truncate(m, max).into());
+        }
+        if let Some(t) = &prompt_text {
+            first_prompt.get_or_insert_with(|| t.clone());
+        }
+        if let Some(Attr::Str(m)) = a.get("last_assistant_message") {
+            last_message = Some(m.clone());
         }
         let stop_error = f.and_then(|f| f.stop_error.clone());
         row.totals.write(&mut a);

@@ -157,7 +157,10 @@ impl Expected {
                     let usage = s.usage.unwrap();
                     e.all_tokens.add(&usage);
                     if let Some(a) = &s.agent_header {
-                        e.agent_ids.entry(queue.clone()).or_default().insert(a.clone());
+                        e.agent_ids
+                            .entry(queue.clone())
+                            .or_default()
+                            .insert(a.clone());
                     }
                     e.calls.push(Call {
                         request_id: rid,
@@ -268,7 +271,9 @@ pub fn all(o: &Outcome) {
     }
     p.extend(expected.script_problems.iter().cloned());
     if sessions.len() != 1 {
-        p.push(format!("want one session id in stream-json, got {sessions:?}"));
+        p.push(format!(
+            "want one session id in stream-json, got {sessions:?}"
+        ));
     }
     for s in &o.served {
         if let Some(h) = &s.session_header {
@@ -333,7 +338,10 @@ pub fn all(o: &Outcome) {
     }
     if let Some(r) = root {
         if r.attr("session.id") != Some(sid.as_str()) {
-            p.push(format!("root session.id {:?} != {sid}", r.attr("session.id")));
+            p.push(format!(
+                "root session.id {:?} != {sid}",
+                r.attr("session.id")
+            ));
         }
         let reason = r.attr("session.end_reason");
         match o.case.hooks {
@@ -369,7 +377,12 @@ pub fn all(o: &Outcome) {
         .map(|path| transcript_prompt_ids(&path))
         .unwrap_or_default();
     let turn_ids: Vec<&str> = turns.iter().filter_map(|t| t.attr("prompt.id")).collect();
-    if turn_ids != transcript_prompts.iter().map(String::as_str).collect::<Vec<_>>() {
+    if turn_ids
+        != transcript_prompts
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    {
         p.push(format!(
             "turn prompt ids {turn_ids:?} differ from the transcript's {transcript_prompts:?}"
         ));
@@ -382,7 +395,13 @@ pub fn all(o: &Outcome) {
     let turn_span = |prompt: usize| -> Option<&str> {
         turns
             .iter()
-            .find(|t| t.attr("user_prompt") == expected.prompts.get(prompt.wrapping_sub(1)).map(|s| s.as_str()))
+            .find(|t| {
+                t.attr("user_prompt")
+                    == expected
+                        .prompts
+                        .get(prompt.wrapping_sub(1))
+                        .map(|s| s.as_str())
+            })
             .map(|t| t.span_id.as_str())
     };
 
@@ -396,7 +415,10 @@ pub fn all(o: &Outcome) {
     }
     let agent_span = |queue: &str| -> Option<&str> {
         let call = expected.agent_call.get(queue)?;
-        tools.get(call.as_str())?.first().map(|s| s.span_id.as_str())
+        tools
+            .get(call.as_str())?
+            .first()
+            .map(|s| s.span_id.as_str())
     };
     let parent_of = |queue: &str, prompt: usize| -> Option<&str> {
         if queue == "main" {
@@ -416,7 +438,10 @@ pub fn all(o: &Outcome) {
     }
     for t in &expected.tools {
         let Some(s) = tools.get(t.id.as_str()).and_then(|v| v.first()) else {
-            p.push(format!("tool call {} {} ({:?}) missing", t.name, t.id, t.outcome));
+            p.push(format!(
+                "tool call {} {} ({:?}) missing",
+                t.name, t.id, t.outcome
+            ));
             continue;
         };
         if s.attr("tool_name") != Some(t.name.as_str()) {
@@ -469,7 +494,11 @@ pub fn all(o: &Outcome) {
             None => p.push(format!("{} has no request_id", describe(s))),
         }
     }
-    let want_llms: BTreeSet<&str> = expected.calls.iter().map(|c| c.request_id.as_str()).collect();
+    let want_llms: BTreeSet<&str> = expected
+        .calls
+        .iter()
+        .map(|c| c.request_id.as_str())
+        .collect();
     for (id, found) in &llms {
         if found.len() > 1 {
             p.push(format!("model call {id} appears {} times", found.len()));
@@ -513,9 +542,16 @@ pub fn all(o: &Outcome) {
                 parent_name(&by_id, s)
             ));
         }
-        let want_source = if c.queue == "main" { "main" } else { "subagent" };
+        let want_source = if c.queue == "main" {
+            "main"
+        } else {
+            "subagent"
+        };
         if let Some(src) = s.attr("query_source").filter(|v| *v != want_source) {
-            p.push(format!("{}: query_source {src}, want {want_source}", describe(s)));
+            p.push(format!(
+                "{}: query_source {src}, want {want_source}",
+                describe(s)
+            ));
         }
     }
 
@@ -579,12 +615,18 @@ fn forwarded(o: &Outcome, e: &Expected, sid: &str, p: &mut Vec<String>) {
         for rm in &r.resource_metrics {
             let resource = attr_map(rm.resource.as_ref().map_or(&[][..], |r| &r.attributes));
             if resource.get("service.name").map(String::as_str) != Some("claude-code") {
-                p.push(format!("forwarded metrics lost their resource: {resource:?}"));
+                p.push(format!(
+                    "forwarded metrics lost their resource: {resource:?}"
+                ));
             }
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
-                    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as N};
-                    let Some(Data::Sum(sum)) = &m.data else { continue };
+                    use opentelemetry_proto::tonic::metrics::v1::{
+                        metric::Data, number_data_point::Value as N,
+                    };
+                    let Some(Data::Sum(sum)) = &m.data else {
+                        continue;
+                    };
                     for dp in &sum.data_points {
                         let v = match dp.value {
                             Some(N::AsDouble(d)) => d,
@@ -597,7 +639,9 @@ fn forwarded(o: &Outcome, e: &Expected, sid: &str, p: &mut Vec<String>) {
                         }
                         match m.name.as_str() {
                             "claude_code.token.usage" => {
-                                *tokens.entry(a.get("type").cloned().unwrap_or_default()).or_default() += v
+                                *tokens
+                                    .entry(a.get("type").cloned().unwrap_or_default())
+                                    .or_default() += v
                             }
                             "claude_code.cost.usage" => {
                                 cost += v;
@@ -650,7 +694,9 @@ fn forwarded(o: &Outcome, e: &Expected, sid: &str, p: &mut Vec<String>) {
         .filter(|id| !api_requests.contains(*id))
         .collect();
     if !missing.is_empty() {
-        p.push(format!("api_request log events not forwarded for {missing:?}"));
+        p.push(format!(
+            "api_request log events not forwarded for {missing:?}"
+        ));
     }
 }
 
@@ -720,7 +766,15 @@ fn report(o: &Outcome, spans: &[Span], e: &Expected) -> String {
             proc.argv
         );
         if !proc.stderr.trim().is_empty() {
-            let tail: String = proc.stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = proc
+                .stderr
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             let _ = writeln!(out, "  stderr: {tail}");
         }
     }
@@ -736,7 +790,10 @@ fn report(o: &Outcome, spans: &[Span], e: &Expected) -> String {
             s.prompt,
             s.request_id.as_deref().unwrap_or("-"),
             s.agent_header,
-            s.tools.iter().map(|t| format!("{} {}", t.name, t.id)).collect::<Vec<_>>()
+            s.tools
+                .iter()
+                .map(|t| format!("{} {}", t.name, t.id))
+                .collect::<Vec<_>>()
         );
     }
     let _ = writeln!(
@@ -786,7 +843,10 @@ fn report(o: &Outcome, spans: &[Span], e: &Expected) -> String {
                 ),
                 _ => String::new(),
             };
-            let err = s.error.as_ref().map_or(String::new(), |m| format!(" ERROR({m})"));
+            let err = s
+                .error
+                .as_ref()
+                .map_or(String::new(), |m| format!(" ERROR({m})"));
             let _ = writeln!(out, "{}{}{extra}{err}", "  ".repeat(depth + 1), describe(s));
             walk(out, children, Some(&s.span_id), depth + 1);
         }

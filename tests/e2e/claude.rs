@@ -333,11 +333,7 @@ where
         }
         Input::StreamJson => {
             let mut args = base.clone();
-            args.extend([
-                "-p".into(),
-                "--input-format".into(),
-                "stream-json".into(),
-            ]);
+            args.extend(["-p".into(), "--input-format".into(), "stream-json".into()]);
             out.push(run(bin, &args, dirs, env, Some(prompts)).await);
         }
         Input::Resume => {

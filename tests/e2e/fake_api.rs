@@ -465,7 +465,10 @@ fn sse_events(message: &Value, usage: &Usage) -> Vec<(&'static str, Value)> {
     start["content"] = json!([]);
     start["stop_reason"] = Value::Null;
     start["usage"] = usage_json(usage, 1);
-    out.push(("message_start", json!({"type": "message_start", "message": start})));
+    out.push((
+        "message_start",
+        json!({"type": "message_start", "message": start}),
+    ));
     out.push(("ping", json!({"type": "ping"})));
     for (i, b) in message["content"].as_array().unwrap().iter().enumerate() {
         let delta = |d: Value| json!({"type": "content_block_delta", "index": i, "delta": d});

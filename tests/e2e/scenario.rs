@@ -1,9 +1,7 @@
 //! What each end-to-end scenario makes Claude Code do: its prompts, how they
 //! are given, its permissions, and the model's script.
 
-use crate::fake_api::{
-    text, thinking, tool, turn, Outcome, Script, ScriptedError, Turn, Usage,
-};
+use crate::fake_api::{text, thinking, tool, turn, Outcome, Script, ScriptedError, Turn, Usage};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -153,7 +151,9 @@ pub fn failure(work: &Path) -> Scenario {
             Usage::new(81, 31, 9001, 99),
         ),
         turn(
-            vec![text("The directory and the file do not exist; exit 3 was expected.")],
+            vec![text(
+                "The directory and the file do not exist; exit 3 was expected.",
+            )],
             Usage::new(93, 24, 9100, 0),
         ),
     ];
@@ -198,10 +198,7 @@ pub fn subagent(_work: &Path) -> Scenario {
         ),
     ];
     let sub = vec![
-        turn(
-            vec![bash("ls", Outcome::Ok)],
-            Usage::new(702, 26, 0, 5020),
-        ),
+        turn(vec![bash("ls", Outcome::Ok)], Usage::new(702, 26, 0, 5020)),
         turn(
             vec![text("Files: README.md, notes.txt.")],
             Usage::new(63, 19, 5020, 81),
@@ -369,7 +366,9 @@ pub fn denied(work: &Path) -> Scenario {
             Usage::new(73, 31, 9156, 91),
         ),
         turn(
-            vec![text("echo was denied, ls ran, the write was refused, the notes were read.")],
+            vec![text(
+                "echo was denied, ls ran, the write was refused, the notes were read.",
+            )],
             Usage::new(84, 22, 9247, 0),
         ),
     ];

@@ -36,6 +36,7 @@ pub async fn run(
         &config.store.path.join("queues"),
     )?;
 
+    let self_metrics = crate::self_metrics::start(&config.self_metrics, registry.clone())?;
     let store = crate::store::Store::open(&config.store.path)?;
     let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store));
     engine.restore();
@@ -78,6 +79,10 @@ pub async fn run(
     }
     let _ = merge.await;
     exporters.shutdown(SHUTDOWN_FLUSH).await;
+    if let Some(provider) = self_metrics {
+        // The SDK's shutdown exports one last time, on a blocking client.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
     tracing::info!(counters = %registry.snapshot(), "stopped");
     Ok(())
 }

@@ -37,6 +37,30 @@ pub struct Config {
     pub store: StoreConfig,
     pub merge: MergeConfig,
     pub exporters: Vec<ExporterConfig>,
+    pub self_metrics: SelfMetricsConfig,
+}
+
+/// `[self_metrics]`: ccotel's own counters as OTLP metrics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfMetricsConfig {
+    /// OTLP/HTTP base URL (`/v1/metrics` is appended). Default: off.
+    pub endpoint: Option<String>,
+    /// Request headers; values may reference `${ENV_VAR}`. Default none.
+    pub headers: BTreeMap<String, String>,
+    /// How often to export. Default `60s`.
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+}
+
+impl Default for SelfMetricsConfig {
+    fn default() -> Self {
+        SelfMetricsConfig {
+            endpoint: None,
+            headers: BTreeMap::new(),
+            interval: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `[server]`: where ccotel listens and how much it buffers.
@@ -550,6 +574,10 @@ impl Config {
         parse_addr(&self.server.http).map_err(|m| invalid("server.http", m))?;
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be > 0".into()));
+        }
+        for (name, value) in self.self_metrics.headers.iter_mut() {
+            *value = expand_env(value, env)
+                .map_err(|m| invalid(&format!("self_metrics.headers.{name}"), m))?;
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, exporter) in self.exporters.iter_mut().enumerate() {

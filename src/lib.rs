@@ -17,5 +17,6 @@ pub mod export;
 pub mod merge;
 pub mod model;
 pub mod receive;
+pub mod self_metrics;
 pub mod store;
 pub mod telemetry;

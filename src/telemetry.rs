@@ -91,6 +91,23 @@ impl Registry {
         s
     }
 
+    /// Names of the per-exporter counters.
+    pub fn exporter_counter_names(&self) -> Vec<String> {
+        ExporterStats::default()
+            .snapshot()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Each exporter's counters.
+    pub fn exporter_snapshots(&self) -> Vec<(String, Map<String, Value>)> {
+        self.exporters
+            .lock()
+            .map(|l| l.iter().map(|(n, s)| (n.clone(), s.snapshot())).collect())
+            .unwrap_or_default()
+    }
+
     /// Everything as one JSON object.
     pub fn snapshot(&self) -> Value {
         let mut exporters = Map::new();

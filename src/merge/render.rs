@@ -1024,6 +1024,12 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
             a.insert(k.into(), v.as_str().into());
         }
     }
+    if let Some(p) = first_prompt {
+        a.insert("user_prompt".into(), truncate(p, max).into());
+    }
+    if let Some(m) = last_message {
+        a.insert("last_assistant_message".into(), m.into());
+    }
     if !f.models.is_empty() {
         a.insert(
             "models".into(),

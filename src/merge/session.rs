@@ -256,6 +256,10 @@ pub struct Session {
     pub request_bodies: BTreeMap<String, Value>,
     /// Bytes read so far of each transcript file.
     pub transcript_offsets: BTreeMap<String, u64>,
+    /// The prompt id in force at that offset of each transcript file: only
+    /// user lines carry `promptId`, the assistant lines after them do not,
+    /// and a read may stop between the two.
+    pub transcript_prompts: BTreeMap<String, String>,
 }
 
 fn id8(v: &[u8]) -> Option<[u8; 8]> {

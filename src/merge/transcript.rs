@@ -25,6 +25,7 @@ pub fn read_new(session: &mut Session, path: &str) -> bool {
     if len < offset {
         // Rewritten: start again; applying is idempotent.
         session.transcript_offsets.insert(path.to_string(), 0);
+        session.transcript_prompts.remove(path);
         return read_new(session, path);
     }
     if len == offset {
@@ -42,7 +43,10 @@ pub fn read_new(session: &mut Session, path: &str) -> bool {
         return true;
     };
     let text = String::from_utf8_lossy(&buf[..=end]);
-    apply_lines(session, &text);
+    let prompt = session.transcript_prompts.get(path).cloned();
+    if let Some(p) = apply_lines_from(session, &text, prompt) {
+        session.transcript_prompts.insert(path.to_string(), p);
+    }
     session
         .transcript_offsets
         .insert(path.to_string(), offset + end as u64 + 1);
@@ -94,7 +98,16 @@ pub fn apply_meta(session: &mut Session, transcript_path: &str, text: &str) {
 
 /// Applies transcript lines (main or subagent file).
 pub fn apply_lines(session: &mut Session, text: &str) {
-    let mut prompt_id: Option<String> = None;
+    apply_lines_from(session, text, None);
+}
+
+/// Applies transcript lines that follow a line where `prompt_id` was in
+/// force; returns the prompt id in force after them.
+fn apply_lines_from(
+    session: &mut Session,
+    text: &str,
+    mut prompt_id: Option<String>,
+) -> Option<String> {
     for line in text.lines() {
         let Ok(rec) = serde_json::from_str::<Value>(line) else {
             continue;
@@ -116,6 +129,7 @@ pub fn apply_lines(session: &mut Session, text: &str) {
             _ => {}
         }
     }
+    prompt_id
 }
 
 fn apply_user(
@@ -243,5 +257,35 @@ fn apply_assistant(
                 tool.input = block.get("input").cloned();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A transcript read while Claude Code writes it: the assistant line of a
+    /// prompt arrives in a later read than the user line naming the prompt.
+    #[test]
+    fn a_prompt_carries_over_to_lines_read_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        let path_str = path.to_str().unwrap();
+        let mut file = std::fs::File::create(&path).unwrap();
+        let mut session = Session::new("s");
+        writeln!(
+            file,
+            r#"{{"type":"user","promptId":"p1","message":{{"content":"hi"}}}}"#
+        )
+        .unwrap();
+        assert!(read_new(&mut session, path_str));
+        writeln!(
+            file,
+            r#"{{"type":"assistant","requestId":"req_1","message":{{"id":"msg_1","content":[]}}}}"#
+        )
+        .unwrap();
+        assert!(read_new(&mut session, path_str));
+        assert_eq!(session.llms["req_1"].prompt_id.as_deref(), Some("p1"));
     }
 }

@@ -99,7 +99,6 @@ pub struct Call {
     pub prompt: usize,
     pub usage: Usage,
     pub model: String,
-    pub agent_header: Option<String>,
 }
 
 /// A tool call the fake asked for.
@@ -169,7 +168,6 @@ impl Expected {
                         prompt: s.prompt,
                         usage,
                         model: s.model.clone().unwrap(),
-                        agent_header: s.agent_header.clone(),
                     });
                     for t in &s.tools {
                         if tools_seen.insert(t.id.clone()) {

@@ -244,7 +244,7 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let mut rec = Served {
+    let rec = Served {
         seq: 0,
         method: method.to_string(),
         path: uri.to_string(),

@@ -147,7 +147,8 @@ signals = ["traces", "metrics", "logs"]
         .expect("ccotel returned an error");
 
     let label = format!(
-        "{name} [{} input, hooks {:?}, OTLP {:?}, intervals {:?}, export {:?}]",
+        "{name} [scenario {}, {} input, hooks {:?}, OTLP {:?}, intervals {:?}, export {:?}]",
+        scenario.name,
         match scenario.input {
             Input::Single => "single",
             Input::StreamJson => "stream-json",

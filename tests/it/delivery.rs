@@ -553,3 +553,40 @@ async fn content_can_be_dropped_for_one_backend_and_kept_for_another() {
     }
     assert!(has(&drop_it, "tool_name") && has(&drop_it, "session.id"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccotels_own_counters_reach_an_otlp_backend() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.self_metrics.endpoint = Some(backend.endpoint());
+    config.self_metrics.interval = Duration::from_millis(200);
+    config.exporters.push(exporter(
+        "sink",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "logs",
+    ));
+    let app = spawn_app(config).await;
+    let r = app
+        .client
+        .post(app.url("/v1/hooks"))
+        .header("content-type", "application/json")
+        .body(r#"{"session_id":"s","hook_event_name":"Stop"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = |name: &str| {
+        backend
+            .received()
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .any(|m| m.name == name)
+    };
+    assert!(eventually(Duration::from_secs(10), || seen("ccotel.hook_events")).await);
+    assert!(seen("ccotel.exporter.sent_items") && seen("ccotel.exporter.queued"));
+    app.shutdown().await;
+}

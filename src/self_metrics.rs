@@ -37,7 +37,7 @@ pub fn start(
         )
         .build();
     let meter = provider.meter("ccotel");
-    for name in registry.stats.snapshot().keys().cloned() {
+    for name in registry.stats.snapshot().into_iter().map(|(k, _)| k) {
         let r = registry.clone();
         let key = name.clone();
         meter

@@ -819,13 +819,14 @@ fn report(o: &Outcome, spans: &[Span], e: &Expected) -> String {
         for s in kids {
             let extra = match s.name.as_str() {
                 "claude_code.llm_request" => format!(
-                    " tokens={}/{}/{}/{} model={} source={}",
+                    " tokens={}/{}/{}/{} model={} source={} attempts={}",
                     s.attr("input_tokens").unwrap_or("-"),
                     s.attr("output_tokens").unwrap_or("-"),
                     s.attr("cache_read_tokens").unwrap_or("-"),
                     s.attr("cache_creation_tokens").unwrap_or("-"),
                     s.attr("model").unwrap_or("-"),
                     s.attr("query_source").unwrap_or("-"),
+                    s.attr("attempts").unwrap_or("-"),
                 ),
                 "claude_code.tool" => format!(
                     " status={} subagent={}",

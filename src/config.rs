@@ -248,6 +248,11 @@ pub struct ExporterConfig {
     /// prefix (`user.*`). Default none.
     #[serde(default)]
     pub drop_attributes: Vec<String>,
+    /// Resource attributes added (or replaced) on everything sent to this
+    /// backend, such as `deployment.environment` or Phoenix's
+    /// `openinference.project.name`. Default none.
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
     /// API key for presets (`braintrust`, `honeycomb`, `datadog`, `grafana`);
     /// default from `BRAINTRUST_API_KEY`, `HONEYCOMB_API_KEY`, `DD_API_KEY`,
     /// `GRAFANA_CLOUD_API_KEY`.
@@ -288,6 +293,7 @@ impl ExporterConfig {
             queue_bytes: default_queue_bytes(),
             content: ContentPolicy::Keep,
             drop_attributes: Vec::new(),
+            resource: BTreeMap::new(),
             api_key: None,
             project: None,
             api_url: None,

@@ -45,6 +45,8 @@ pub struct Transform {
     drop: Vec<String>,
     /// `braintrust.parent` for every span, when shaping for Braintrust.
     braintrust_parent: Option<String>,
+    /// Resource attributes to set.
+    resource: Vec<(String, String)>,
 }
 
 impl Transform {
@@ -52,6 +54,11 @@ impl Transform {
         Transform {
             content: c.content,
             drop: c.drop_attributes.clone(),
+            resource: c
+                .resource
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             braintrust_parent: (c.kind == ExporterKind::Braintrust)
                 .then(|| c.headers.get("x-bt-parent").cloned())
                 .flatten(),
@@ -62,6 +69,7 @@ impl Transform {
         self.content == ContentPolicy::Keep
             && self.drop.is_empty()
             && self.braintrust_parent.is_none()
+            && self.resource.is_empty()
     }
 
     fn dropped(&self, key: &str) -> bool {
@@ -69,6 +77,16 @@ impl Transform {
             Some(prefix) => key.starts_with(prefix),
             None => key == p,
         })
+    }
+
+    /// Filters a resource's attributes and sets the configured ones.
+    fn resource(&self, res: &mut Option<opentelemetry_proto::tonic::resource::v1::Resource>) {
+        let res = res.get_or_insert_with(Default::default);
+        self.attrs(&mut res.attributes);
+        for (k, v) in &self.resource {
+            res.attributes.retain(|a| &a.key != k);
+            res.attributes.push(kv(k, v.clone()));
+        }
     }
 
     /// Filters one attribute list in place.
@@ -115,9 +133,7 @@ impl Transform {
             ExportItem::Logs(r) => {
                 let mut r = Arc::unwrap_or_clone(r);
                 for rl in &mut r.resource_logs {
-                    if let Some(res) = &mut rl.resource {
-                        self.attrs(&mut res.attributes);
-                    }
+                    self.resource(&mut rl.resource);
                     for sl in &mut rl.scope_logs {
                         for rec in &mut sl.log_records {
                             self.attrs(&mut rec.attributes);
@@ -130,9 +146,7 @@ impl Transform {
                 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
                 let mut r = Arc::unwrap_or_clone(r);
                 for rm in &mut r.resource_metrics {
-                    if let Some(res) = &mut rm.resource {
-                        self.attrs(&mut res.attributes);
-                    }
+                    self.resource(&mut rm.resource);
                     for sm in &mut rm.scope_metrics {
                         for m in &mut sm.metrics {
                             match &mut m.data {
@@ -168,9 +182,7 @@ impl Transform {
 
     fn traces(&self, r: &mut ExportTraceServiceRequest) {
         for rs in &mut r.resource_spans {
-            if let Some(res) = &mut rs.resource {
-                self.attrs(&mut res.attributes);
-            }
+            self.resource(&mut rs.resource);
             for ss in &mut rs.scope_spans {
                 for span in &mut ss.spans {
                     self.attrs(&mut span.attributes);

@@ -99,6 +99,8 @@ pub struct Call {
     pub prompt: usize,
     pub usage: Usage,
     pub model: String,
+    /// Error answers served for the same turn before it (retried attempts).
+    pub retried: u32,
 }
 
 /// A tool call the fake asked for.
@@ -140,6 +142,7 @@ impl Expected {
         };
         let mut tools_seen = BTreeSet::new();
         let mut played: BTreeSet<(String, usize)> = BTreeSet::new();
+        let mut failed_attempts: BTreeMap<(String, usize), u32> = BTreeMap::new();
         for s in served {
             let Some(rid) = s.request_id.clone() else {
                 continue;
@@ -168,6 +171,10 @@ impl Expected {
                         prompt: s.prompt,
                         usage,
                         model: s.model.clone().unwrap(),
+                        retried: failed_attempts
+                            .get(&(queue.clone(), *turn))
+                            .copied()
+                            .unwrap_or(0),
                     });
                     for t in &s.tools {
                         if tools_seen.insert(t.id.clone()) {
@@ -182,7 +189,8 @@ impl Expected {
                         }
                     }
                 }
-                Kind::Error { .. } => {
+                Kind::Error { queue, turn, .. } => {
+                    *failed_attempts.entry((queue.clone(), *turn)).or_default() += 1;
                     e.errors.insert(rid);
                 }
                 Kind::Side(_) => {
@@ -538,6 +546,18 @@ pub fn all(o: &Outcome) {
                 describe(s),
                 where_(&c.queue, c.prompt),
                 parent_name(&by_id, s)
+            ));
+        }
+        // A retried call is one span that counts its attempts.
+        let attempts = (c.retried + 1).to_string();
+        let got = (s.attr("attempts"), s.attr("retries"));
+        let want = (Some(attempts.as_str()), Some(c.retried.to_string()));
+        let required = o.case.otlp != Otlp::Off;
+        if (required || got.0.is_some()) && (got.0, got.1.map(str::to_string)) != want {
+            p.push(format!(
+                "{}: attempts/retries {got:?}, the API answered {} error(s) first",
+                describe(s),
+                c.retried
             ));
         }
         let want_source = if c.queue == "main" {

@@ -26,13 +26,13 @@ use claude::{Hooks, Intervals, Otlp};
 use run::{run_and_check, Case, Export};
 
 macro_rules! e2e {
-    ($name:ident, $scenario:path, $hooks:ident, $otlp:ident, $intervals:ident, $export:ident) => {
+    ($($name:ident: $scenario:ident, $hooks:ident, $otlp:ident, $intervals:ident, $export:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             run_and_check(
                 stringify!($name),
                 Case {
-                    scenario: $scenario,
+                    scenario: scenario::$scenario,
                     hooks: Hooks::$hooks,
                     otlp: Otlp::$otlp,
                     intervals: Intervals::$intervals,
@@ -41,103 +41,23 @@ macro_rules! e2e {
             )
             .await;
         }
-    };
+    )*};
 }
 
-// name, scenario, hooks, Claude Code's OTLP, its intervals, ccotel → backend
-e2e!(
-    tools_command_hooks_http_json,
-    scenario::tools,
-    Command,
-    HttpJson,
-    Fast,
-    HttpProtobuf
-);
-e2e!(
-    tools_http_hooks_grpc,
-    scenario::tools,
-    Http,
-    Grpc,
-    Fast,
-    HttpJson
-);
-e2e!(
-    tools_no_hooks_http_protobuf,
-    scenario::tools,
-    None,
-    HttpProtobuf,
-    Fast,
-    Grpc
-);
-e2e!(
-    failure_command_hooks_http_protobuf,
-    scenario::failure,
-    Command,
-    HttpProtobuf,
-    Fast,
-    HttpProtobuf
-);
-e2e!(
-    subagent_command_hooks_grpc_default_intervals,
-    scenario::subagent,
-    Command,
-    Grpc,
-    Default,
-    Grpc
-);
-e2e!(
-    subagent_http_hooks_no_otlp,
-    scenario::subagent,
-    Http,
-    Off,
-    Fast,
-    HttpJson
-);
-e2e!(
-    parallel_subagents_command_hooks_http_json,
-    scenario::parallel_subagents,
-    Command,
-    HttpJson,
-    Fast,
-    HttpProtobuf
-);
-e2e!(
-    parallel_subagents_no_hooks_grpc,
-    scenario::parallel_subagents,
-    None,
-    Grpc,
-    Fast,
-    HttpJson
-);
-e2e!(
-    multi_turn_http_hooks_http_protobuf_default_intervals,
-    scenario::multi_turn,
-    Http,
-    HttpProtobuf,
-    Default,
-    Grpc
-);
-e2e!(
-    resume_command_hooks_grpc,
-    scenario::resume,
-    Command,
-    Grpc,
-    Fast,
-    HttpProtobuf
-);
-e2e!(
-    denied_command_hooks_http_json,
-    scenario::denied,
-    Command,
-    HttpJson,
-    Fast,
-    HttpJson
-);
-e2e!(
-    api_retry_http_hooks_http_json,
-    scenario::api_retry,
-    Http,
-    HttpJson,
-    Fast,
-    Grpc
-);
+e2e! {
+    // name: scenario, hooks, Claude Code's OTLP, its export intervals, ccotel → backend
+    tools_command_hooks_http_json: tools, Command, HttpJson, Fast, HttpProtobuf;
+    tools_http_hooks_grpc: tools, Http, Grpc, Fast, HttpJson;
+    tools_no_hooks_http_protobuf: tools, None, HttpProtobuf, Fast, Grpc;
+    failure_command_hooks_http_protobuf: failure, Command, HttpProtobuf, Fast, HttpProtobuf;
+    failure_no_hooks_http_json: failure, None, HttpJson, Fast, HttpJson;
+    subagent_command_hooks_grpc_default_intervals: subagent, Command, Grpc, Default, Grpc;
+    subagent_http_hooks_no_otlp: subagent, Http, Off, Fast, HttpJson;
+    parallel_subagents_command_hooks_http_json: parallel_subagents, Command, HttpJson, Fast, HttpProtobuf;
+    parallel_subagents_no_hooks_grpc: parallel_subagents, None, Grpc, Fast, HttpJson;
+    multi_turn_http_hooks_http_protobuf_default_intervals: multi_turn, Http, HttpProtobuf, Default, Grpc;
+    resume_command_hooks_grpc: resume, Command, Grpc, Fast, HttpProtobuf;
+    denied_command_hooks_http_json: denied, Command, HttpJson, Fast, HttpJson;
+    denied_no_hooks_http_protobuf: denied, None, HttpProtobuf, Fast, Grpc;
+    api_retry_http_hooks_http_json: api_retry, Http, HttpJson, Fast, Grpc;
+}

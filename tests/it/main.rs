@@ -3,5 +3,6 @@
 mod delivery;
 mod hook_client;
 mod merge;
+mod phoenix;
 mod receive;
 mod support;

@@ -25,6 +25,9 @@ fn main() -> ExitCode {
             let _ = std::panic::catch_unwind(|| ccotel::cli::hook::run(&args));
             ExitCode::SUCCESS
         }
+        Command::Install(args) => report(ccotel::cli::install::install(&args)),
+        Command::Uninstall(args) => report(ccotel::cli::install::uninstall(&args)),
+        Command::Doctor(args) => report(ccotel::cli::doctor::run(&args)),
         Command::Serve(args) => {
             ccotel::telemetry::init_logging();
             match ccotel::cli::serve::run(args) {
@@ -34,6 +37,17 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints an error the way every subcommand does, and picks the exit code.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ccotel: error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

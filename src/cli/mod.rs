@@ -27,6 +27,54 @@ pub enum Command {
     /// always exits 0 within the timeout; undeliverable events are spooled and
     /// sent first by the next invocation that reaches the server.
     Hook(HookArgs),
+    /// Add ccotel's hooks and telemetry settings to Claude Code's
+    /// settings.json (merged with what is there, with a backup and a diff).
+    Install(InstallArgs),
+    /// Remove exactly what `ccotel install` added.
+    Uninstall(InstallArgs),
+    /// Check the config, the ports, Claude Code's settings and each exporter,
+    /// and say how to fix what is wrong.
+    Doctor(DoctorArgs),
+}
+
+/// Flags of `ccotel install` and `ccotel uninstall`.
+#[derive(Debug, Args, Clone)]
+pub struct InstallArgs {
+    /// Which settings file: `user` (~/.claude/settings.json) or `project`
+    /// (.claude/settings.json in the current directory).
+    #[arg(long, value_enum, default_value_t = Scope::User)]
+    pub scope: Scope,
+    /// Use HTTP hooks where Claude Code sends them (command hooks elsewhere,
+    /// such as SessionStart).
+    #[arg(long)]
+    pub http_hooks: bool,
+    /// Where ccotel listens for OTLP/HTTP and hooks.
+    #[arg(long, default_value = "http://127.0.0.1:4318")]
+    pub endpoint: String,
+    /// Settings file to edit instead of the one `--scope` picks.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Show the change without writing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Which Claude Code settings file to edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    User,
+    Project,
+}
+
+/// Flags of `ccotel doctor`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Path to the config file `ccotel serve` uses.
+    #[arg(long, short, env = "CCOTEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Claude Code settings file to check [default: ~/.claude/settings.json].
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
 }
 
 /// Flags of `ccotel serve`. Each overrides the config file and `CCOTEL_*`.

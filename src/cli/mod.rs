@@ -1,7 +1,9 @@
 //! The command line: one file per subcommand.
 
+pub mod doctor;
 pub mod hook;
 pub mod hook_spool;
+pub mod install;
 pub mod serve;
 
 use clap::{Args, Parser, Subcommand};

@@ -38,7 +38,9 @@ pub async fn run(
 
     let self_metrics = crate::self_metrics::start(&config.self_metrics, registry.clone())?;
     let store = crate::store::Store::open(&config.store.path)?;
-    let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store));
+    let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store))
+        .with_retention(config.store.retention);
+    let feed = crate::query::server::feed();
     engine.restore();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -48,6 +50,7 @@ pub async fn run(
         stop_rx.clone(),
         engine,
         registry.stats.clone(),
+        feed.clone(),
     ));
 
     let http_task = tokio::spawn(receive::http::serve(
@@ -63,7 +66,10 @@ pub async fn run(
         grpc,
         ingest.clone(),
         config.server.max_body_bytes,
-        tonic::service::Routes::default(),
+        tonic::service::Routes::new(crate::query::server::QueryService::new(
+            config.store.path.clone(),
+            feed,
+        )),
         stopped(stop_rx.clone()),
     ));
     drop(ingest);

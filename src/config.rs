@@ -99,12 +99,16 @@ pub struct StoreConfig {
     /// Directory for the store and the queues. Default: the user's data dir
     /// (`~/.local/share/ccotel` on Linux).
     pub path: PathBuf,
+    /// How long sessions are kept; `0s` keeps them forever. Default `30d`.
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: default_store_path(),
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

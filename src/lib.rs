@@ -16,6 +16,7 @@ pub mod config;
 pub mod export;
 pub mod merge;
 pub mod model;
+pub mod query;
 pub mod receive;
 pub mod self_metrics;
 pub mod store;

@@ -28,6 +28,16 @@ fn main() -> ExitCode {
         Command::Install(args) => report(ccotel::cli::install::install(&args)),
         Command::Uninstall(args) => report(ccotel::cli::install::uninstall(&args)),
         Command::Doctor(args) => report(ccotel::cli::doctor::run(&args)),
+        Command::Sessions(args) => report(ccotel::cli::query::sessions(&args)),
+        Command::Show(args) => report(ccotel::cli::query::show(&args)),
+        Command::Stats(args) => report(ccotel::cli::query::stats(&args)),
+        Command::Tail(args) => report(ccotel::cli::query::tail(&args)),
+        Command::Import(args) => report(ccotel::cli::import::run(&args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ccotel", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => {
             ccotel::telemetry::init_logging();
             match ccotel::cli::serve::run(args) {

@@ -13,7 +13,7 @@ use crate::export::{ExportItem, FanOut};
 use crate::model::span::{to_request, Attr, SpanRecord};
 use crate::model::{Event, Payload, Signal};
 use crate::receive::Accepted;
-use crate::store::Store;
+use crate::store::{SessionMeta, Store};
 use crate::telemetry::Stats;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ pub struct Export {
     pub session: String,
     pub resource: BTreeMap<String, Attr>,
     pub spans: Vec<SpanRecord>,
+    pub meta: SessionMeta,
 }
 
 struct Live {
@@ -50,6 +51,7 @@ pub struct Engine {
     /// Sessions finished by the last tick, to mark closed once recorded.
     closing: Vec<String>,
     store: Option<Store>,
+    retention: Duration,
 }
 
 impl Engine {
@@ -61,7 +63,14 @@ impl Engine {
             finished_order: VecDeque::new(),
             closing: Vec::new(),
             store,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
+    }
+
+    /// How long the store keeps sessions (zero keeps them forever).
+    pub fn with_retention(mut self, retention: Duration) -> Engine {
+        self.retention = retention;
+        self
     }
 
     /// Rebuilds the sessions that were open when ccotel last stopped.
@@ -249,10 +258,17 @@ impl Engine {
                 }
             }
             if !due.is_empty() {
+                let f = &live.session.facts;
                 out.push(Export {
                     session: sid.clone(),
                     resource: tree.resource,
                     spans: due,
+                    meta: SessionMeta {
+                        cwd: f.cwd.clone(),
+                        git_branch: f.git_branch.clone(),
+                        models: f.models.iter().cloned().collect(),
+                        version: f.version.clone(),
+                    },
                 });
             }
             if closed && all_done {
@@ -274,6 +290,24 @@ impl Engine {
         out
     }
 
+    /// Deletes stored sessions older than the retention period.
+    pub fn prune(&mut self, now: u64) {
+        let keep = self.retention.as_nanos() as u64;
+        if keep == 0 {
+            return;
+        }
+        if let Some(store) = self.store.as_mut() {
+            match store.prune(now.saturating_sub(keep)) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    sessions = n,
+                    "removed sessions older than the retention period"
+                ),
+                Err(e) => tracing::error!(error = %e, "cannot apply the retention period"),
+            }
+        }
+    }
+
     /// Records in the store that `exports` were handed to the exporters (call
     /// it after queueing them, so a crash in between re-sends rather than
     /// loses), and marks finished sessions closed.
@@ -283,7 +317,10 @@ impl Engine {
             return;
         };
         for e in exports {
-            if let Err(err) = store.save_spans(&e.session, &e.spans) {
+            if let Err(err) = store
+                .save_spans(&e.session, &e.spans)
+                .and_then(|_| store.save_meta(&e.session, &e.meta))
+            {
                 tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
             }
         }
@@ -304,7 +341,9 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     mut engine: Engine,
     stats: Arc<Stats>,
+    feed: crate::query::server::Feed,
 ) {
+    let mut last_prune: Option<std::time::Instant> = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Event> = Vec::new();
@@ -330,6 +369,11 @@ pub async fn run(
                 let exports = engine.tick(now(), false);
                 send(&fanout, &stats, &exports);
                 engine.record(&exports);
+                publish(&feed, &exports);
+                if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                    last_prune = Some(std::time::Instant::now());
+                    engine.prune(now());
+                }
             }
         }
     }
@@ -341,6 +385,19 @@ pub async fn run(
     let exports = engine.tick(now(), true);
     send(&fanout, &stats, &exports);
     engine.record(&exports);
+    publish(&feed, &exports);
+}
+
+/// Tells `Tail` subscribers about exported spans.
+fn publish(feed: &crate::query::server::Feed, exports: &[Export]) {
+    if feed.receiver_count() == 0 {
+        return;
+    }
+    for e in exports {
+        for s in &e.spans {
+            let _ = feed.send(crate::query::span_to_pb(&e.session, s));
+        }
+    }
 }
 
 fn now() -> u64 {

@@ -3,7 +3,9 @@
 //! so nothing is exported twice; and the merged spans themselves, for local
 //! queries.
 
-use crate::model::span::SpanRecord;
+pub mod query;
+
+use crate::model::span::{SpanKind, SpanRecord, SpanStatus};
 use crate::model::{Event, HookEvent, Payload, Transport};
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
@@ -31,7 +33,7 @@ pub enum StoreError {
 
 /// The SQLite database under `[store].path`.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
     path: PathBuf,
 }
 
@@ -60,12 +62,38 @@ CREATE TABLE IF NOT EXISTS spans (
     session_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
     kind TEXT NOT NULL,
+    name TEXT NOT NULL,
     start_ns INTEGER NOT NULL,
     end_ns INTEGER NOT NULL,
+    is_error INTEGER NOT NULL,
+    model TEXT,
+    tool_name TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
     record TEXT NOT NULL,
     PRIMARY KEY (session_id, span_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE TABLE IF NOT EXISTS session_meta (
+    session_id TEXT PRIMARY KEY,
+    cwd TEXT,
+    git_branch TEXT,
+    models TEXT,
+    version TEXT
+);
 "#;
+
+/// What the store keeps about a session besides its spans.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionMeta {
+    pub cwd: Option<String>,
+    pub git_branch: Option<String>,
+    pub models: Vec<String>,
+    pub version: Option<String>,
+}
 
 impl Store {
     /// Opens (or creates) `<dir>/ccotel.db`.
@@ -80,6 +108,9 @@ impl Store {
             source,
         };
         let conn = Connection::open(&path).map_err(err)?;
+        // The CLI and a running serve share the file.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store { conn, path })
     }
@@ -210,39 +241,118 @@ impl Store {
         Ok(out)
     }
 
-    /// Records exported spans.
+    /// Records exported spans (replacing earlier versions of the same ids).
     pub fn save_spans(&mut self, session: &str, spans: &[SpanRecord]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+        self.write_spans(session, spans, true).map(|_| ())
+    }
+
+    /// Records spans not stored yet and returns those it added; spans already
+    /// there (built live, or imported before) are left alone.
+    pub fn add_new_spans(
+        &mut self,
+        session: &str,
+        spans: &[SpanRecord],
+    ) -> Result<Vec<SpanRecord>, StoreError> {
+        self.write_spans(session, spans, false)
+    }
+
+    fn write_spans(
+        &mut self,
+        session: &str,
+        spans: &[SpanRecord],
+        replace: bool,
+    ) -> Result<Vec<SpanRecord>, StoreError> {
+        let path = self.path.clone();
+        let e = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut added = Vec::new();
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO spans (session_id, span_id, kind, start_ns, end_ns, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+            let sql = format!(
+                "INSERT OR {} INTO spans (session_id, span_id, kind, name, start_ns, end_ns, is_error,
+                    model, tool_name, input_tokens, output_tokens, cache_read_tokens,
+                    cache_creation_tokens, cost_usd, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                if replace { "REPLACE" } else { "IGNORE" }
+            );
+            let mut ins = tx.prepare_cached(&sql).map_err(e)?;
             for s in spans {
                 let record = serde_json::to_string(s).unwrap_or_default();
-                ins.execute(params![
-                    session,
-                    hex::encode(s.span_id),
-                    format!("{:?}", s.kind).to_lowercase(),
-                    s.start_ns as i64,
-                    s.end_ns as i64,
-                    record
-                ])
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                let int = |k: &str| s.attr(k).and_then(|a| a.as_i64()).unwrap_or(0);
+                let text = |k: &str| s.attr(k).and_then(|a| a.as_str()).map(str::to_string);
+                let (model, tool) = match s.kind {
+                    SpanKind::Llm => (text("model"), None),
+                    SpanKind::Tool => (None, text("tool_name")),
+                    _ => (None, None),
+                };
+                let counted = s.kind == SpanKind::Llm;
+                let n = ins
+                    .execute(params![
+                        session,
+                        hex::encode(s.span_id),
+                        kind_name(s.kind),
+                        s.name,
+                        s.start_ns as i64,
+                        s.end_ns as i64,
+                        matches!(s.status, SpanStatus::Error(_)) as i64,
+                        model,
+                        tool,
+                        if counted { int("input_tokens") } else { 0 },
+                        if counted { int("output_tokens") } else { 0 },
+                        if counted { int("cache_read_tokens") } else { 0 },
+                        if counted {
+                            int("cache_creation_tokens")
+                        } else {
+                            0
+                        },
+                        if counted {
+                            s.attr("cost_usd").and_then(|a| a.as_f64()).unwrap_or(0.0)
+                        } else {
+                            0.0
+                        },
+                        record
+                    ])
+                    .map_err(e)?;
+                if n > 0 {
+                    added.push(s.clone());
+                }
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(e)?;
+        Ok(added)
+    }
+
+    /// Records what is known about a session besides its spans.
+    pub fn save_meta(&mut self, session: &str, meta: &SessionMeta) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO sessions (session_id, first_seen, last_seen) VALUES (?1, 0, 0)
+                 ON CONFLICT(session_id) DO NOTHING",
+                [session],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "INSERT INTO session_meta (session_id, cwd, git_branch, models, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(session_id) DO UPDATE SET
+                   cwd = coalesce(excluded.cwd, cwd),
+                   git_branch = coalesce(excluded.git_branch, git_branch),
+                   models = coalesce(excluded.models, models),
+                   version = coalesce(excluded.version, version)",
+                params![
+                    session,
+                    meta.cwd,
+                    meta.git_branch,
+                    (!meta.models.is_empty())
+                        .then(|| serde_json::to_string(&meta.models).unwrap_or_default()),
+                    meta.version
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Marks a session closed: its raw events are no longer replayed.
@@ -285,6 +395,16 @@ impl Store {
             .optional()
             .map(|v| v == Some(1))
             .map_err(|e| self.err(e))
+    }
+}
+
+/// The store's name for a span kind.
+pub fn kind_name(k: SpanKind) -> &'static str {
+    match k {
+        SpanKind::Session => "session",
+        SpanKind::Turn => "turn",
+        SpanKind::Llm => "llm",
+        SpanKind::Tool => "tool",
     }
 }
 

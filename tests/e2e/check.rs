@@ -13,7 +13,7 @@
 use crate::claude::{Hooks, Otlp};
 use crate::fake_api::{Kind, Outcome as ToolOutcome, Served, Usage};
 use crate::run::Outcome;
-use crate::scenario::Scenario;
+use crate::scenario::{Input, Scenario};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, KeyValue};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -259,7 +259,7 @@ pub fn all(o: &Outcome) {
         }
         let results = proc.results();
         let want = match o.scenario.input {
-            crate::scenario::Input::StreamJson => o.scenario.prompts().len(),
+            Input::StreamJson => o.scenario.prompts().len(),
             _ => 1,
         };
         if results.len() != want || results.iter().any(|r| r["subtype"] != "success") {
@@ -270,9 +270,7 @@ pub fn all(o: &Outcome) {
         }
         sessions.extend(proc.session_id());
     }
-    if o.scenario.input == crate::scenario::Input::Resume
-        && o.processes.len() != o.scenario.prompts().len()
-    {
+    if o.scenario.input == Input::Resume && o.processes.len() != o.scenario.prompts().len() {
         p.push(format!("only {} processes ran", o.processes.len()));
     }
     p.extend(expected.script_problems.iter().cloned());

@@ -45,8 +45,11 @@ pub struct Outcome {
 }
 
 /// The merge grace period; short, so that tests see spans exported the
-/// normal way (complete + grace) and not only by the shutdown flush.
-const GRACE: &str = "1s";
+/// normal way (complete + grace) and not only by the shutdown flush, yet four
+/// of Claude Code's fast export intervals (0.5 s), so that its native data
+/// (attempts, query source) is merged before a span goes out, as the default
+/// 10 s grace does for its default 5 s intervals.
+const GRACE: &str = "2s";
 /// Without hooks no `SessionEnd` closes the session: the idle timeout does.
 const IDLE_WITHOUT_HOOKS: &str = "5s";
 /// How long to wait, after Claude Code is done, for the trace to be complete

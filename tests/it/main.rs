@@ -1,5 +1,6 @@
 //! The one integration-test binary.
 
+mod cli;
 mod delivery;
 mod hook_client;
 mod merge;

@@ -1,0 +1,101 @@
+//! Where the CLI's answers come from: the local store, or a ccotel's query API
+//! (`--server`). Both answer the same questions with the same types.
+
+use super::pb::query_client::QueryClient;
+use super::pb::{
+    Filter, GetSessionRequest, ListSessionsRequest, SessionSummary, StatsRequest, StatsRow,
+};
+use crate::model::span::SpanRecord;
+use crate::store::query::GroupBy;
+use crate::store::Store;
+use anyhow::Context;
+use std::path::Path;
+
+/// A local store or a remote ccotel.
+pub enum Source {
+    Local(Store),
+    Remote(QueryClient<tonic::transport::Channel>),
+}
+
+impl Source {
+    /// The remote query API at `server`, or else the store under `store_dir`.
+    pub async fn open(server: Option<&str>, store_dir: &Path) -> anyhow::Result<Source> {
+        match server {
+            Some(url) => {
+                let client = QueryClient::connect(url.to_string())
+                    .await
+                    .with_context(|| format!("cannot reach ccotel's query API at {url}"))?;
+                Ok(Source::Remote(client))
+            }
+            None => {
+                if !store_dir.join("ccotel.db").exists() {
+                    anyhow::bail!(
+                        "no store at {}: run `ccotel serve` (or `ccotel import`) first, or pass --server URL",
+                        store_dir.display()
+                    );
+                }
+                Ok(Source::Local(Store::open(store_dir)?))
+            }
+        }
+    }
+
+    pub async fn sessions(
+        &mut self,
+        filter: Filter,
+        limit: u32,
+    ) -> anyhow::Result<Vec<SessionSummary>> {
+        Ok(match self {
+            Source::Local(s) => s.list_sessions(&filter, limit)?,
+            Source::Remote(c) => {
+                c.list_sessions(ListSessionsRequest {
+                    filter: Some(filter),
+                    limit,
+                })
+                .await?
+                .into_inner()
+                .sessions
+            }
+        })
+    }
+
+    pub async fn session(
+        &mut self,
+        prefix: &str,
+    ) -> anyhow::Result<(SessionSummary, Vec<SpanRecord>)> {
+        match self {
+            Source::Local(s) => Ok(s.get_session(prefix)?),
+            Source::Remote(c) => {
+                let r = c
+                    .get_session(GetSessionRequest {
+                        session_id_prefix: prefix.to_string(),
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                    .into_inner();
+                let spans = r.spans.iter().filter_map(super::span_from_pb).collect();
+                Ok((r.summary.unwrap_or_default(), spans))
+            }
+        }
+    }
+
+    pub async fn stats(
+        &mut self,
+        filter: Filter,
+        group: GroupBy,
+        name: &str,
+    ) -> anyhow::Result<Vec<StatsRow>> {
+        Ok(match self {
+            Source::Local(s) => s.stats(&filter, group)?,
+            Source::Remote(c) => {
+                c.stats(StatsRequest {
+                    filter: Some(filter),
+                    group_by: name.to_string(),
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner()
+                .rows
+            }
+        })
+    }
+}

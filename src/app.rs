@@ -38,8 +38,11 @@ pub async fn run(
 
     let self_metrics = crate::self_metrics::start(&config.self_metrics, registry.clone())?;
     let store = crate::store::Store::open(&config.store.path)?;
+    let redactor =
+        crate::redact::Redactor::new(config.redaction.secrets, &config.redaction.patterns)?;
     let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store))
-        .with_retention(config.store.retention);
+        .with_retention(config.store.retention)
+        .with_redactor(Arc::new(redactor));
     let feed = crate::query::server::feed();
     engine.restore();
 

@@ -38,6 +38,28 @@ pub struct Config {
     pub merge: MergeConfig,
     pub exporters: Vec<ExporterConfig>,
     pub self_metrics: SelfMetricsConfig,
+    pub redaction: RedactionConfig,
+}
+
+/// `[redaction]`: secrets removed before anything is stored or sent.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactionConfig {
+    /// The built-in patterns: Anthropic, OpenAI, AWS, GitHub and Slack keys
+    /// and tokens, bearer tokens, private-key blocks, passwords in URLs.
+    /// Default `true`.
+    pub secrets: bool,
+    /// Extra regular expressions to redact everywhere. Default none.
+    pub patterns: Vec<String>,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        RedactionConfig {
+            secrets: true,
+            patterns: Vec::new(),
+        }
+    }
 }
 
 /// `[self_metrics]`: ccotel's own counters as OTLP metrics.
@@ -252,6 +274,9 @@ pub struct ExporterConfig {
     /// prefix (`user.*`). Default none.
     #[serde(default)]
     pub drop_attributes: Vec<String>,
+    /// Extra regular expressions redacted for this backend only. Default none.
+    #[serde(default)]
+    pub redact_patterns: Vec<String>,
     /// Resource attributes added (or replaced) on everything sent to this
     /// backend, such as `deployment.environment` or Phoenix's
     /// `openinference.project.name`. Default none.
@@ -298,6 +323,7 @@ impl ExporterConfig {
             content: ContentPolicy::Keep,
             drop_attributes: Vec::new(),
             resource: BTreeMap::new(),
+            redact_patterns: Vec::new(),
             api_key: None,
             project: None,
             api_url: None,
@@ -589,6 +615,10 @@ impl Config {
             *value = expand_env(value, env)
                 .map_err(|m| invalid(&format!("self_metrics.headers.{name}"), m))?;
         }
+        for (i, p) in self.redaction.patterns.iter().enumerate() {
+            regex::Regex::new(p)
+                .map_err(|e| invalid(&format!("redaction.patterns[{i}]"), e.to_string()))?;
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, exporter) in self.exporters.iter_mut().enumerate() {
             let key = |k: &str| format!("exporters[{i}].{k}");
@@ -617,6 +647,10 @@ impl Config {
                         exporter.endpoint
                     ),
                 ));
+            }
+            for (j, p) in exporter.redact_patterns.iter().enumerate() {
+                regex::Regex::new(p)
+                    .map_err(|e| invalid(&key(&format!("redact_patterns[{j}]")), e.to_string()))?;
             }
             if exporter.queue_bytes == 0 {
                 return Err(invalid(&key("queue_bytes"), "must be > 0".into()));

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod model;
 pub mod query;
 pub mod receive;
+pub mod redact;
 pub mod self_metrics;
 pub mod store;
 pub mod telemetry;

@@ -156,6 +156,8 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
         transcripts: files.len(),
         ..Default::default()
     };
+    let redactor =
+        crate::redact::Redactor::new(config.redaction.secrets, &config.redaction.patterns)?;
     let mut to_export = Vec::new();
     for f in &files {
         bar.inc(1);
@@ -167,14 +169,23 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
             continue;
         }
         let tree = render_imported(&session, config.merge.max_content_bytes);
-        let spans: Vec<_> = tree.spans.into_iter().map(|r| r.span).collect();
+        let spans: Vec<_> = tree
+            .spans
+            .into_iter()
+            .map(|r| {
+                let mut span = r.span;
+                redactor.span(&mut span);
+                span
+            })
+            .collect();
         let added = store.add_new_spans(&session.id, &spans)?;
         let meta = SessionMeta {
             cwd: session.facts.cwd.clone(),
             git_branch: session.facts.git_branch.clone(),
             models: session.facts.models.iter().cloned().collect(),
             version: session.facts.version.clone(),
-        };
+        }
+        .redact(Some(&redactor));
         store.save_meta(&session.id, &meta)?;
         store.close_session(&session.id)?;
         summary.sessions += 1;

@@ -116,35 +116,50 @@ fn run(args: &InstallArgs, action: Action) -> anyhow::Result<()> {
 
     if root == file.root {
         match action {
-            Action::Install => println!(
+            Action::Install => settings::say(&format!(
                 "{}: no change, ccotel is already installed there.",
                 path.display()
-            ),
-            Action::Uninstall => println!(
+            )),
+            Action::Uninstall => settings::say(&format!(
                 "{}: no change, nothing of ccotel's is there.",
                 path.display()
-            ),
+            )),
         }
         return Ok(());
     }
 
     let old_text = file.text.clone().unwrap_or_default();
     let new_text = render(&root, file.text.as_deref());
-    print!("{}", unified_diff(&path, &old_text, &new_text, color_stdout()));
+    settings::say(&format!(
+        "{}",
+        unified_diff(
+            &path,
+            file.text.is_some(),
+            &old_text,
+            &new_text,
+            color_stdout()
+        )
+    ));
     if args.dry_run {
-        println!("dry run: {} was not changed.", path.display());
+        settings::say(&format!("dry run: {} was not changed.", path.display()));
         return Ok(());
     }
     let backup = write_with_backup(&path, file.text.is_some(), &new_text)?;
     match backup {
-        Some(b) => println!("Wrote {} (backup: {}).", path.display(), b.display()),
-        None => println!("Wrote {}.", path.display()),
+        Some(b) => settings::say(&format!(
+            "Wrote {} (backup: {}).",
+            path.display(),
+            b.display()
+        )),
+        None => settings::say(&format!("Wrote {}.", path.display())),
     }
     match action {
-        Action::Install => println!(
+        Action::Install => settings::say(&format!(
             "New Claude Code sessions will send to ccotel; check the set-up with `ccotel doctor`."
-        ),
-        Action::Uninstall => println!("New Claude Code sessions will no longer send to ccotel."),
+        )),
+        Action::Uninstall => settings::say(&format!(
+            "New Claude Code sessions will no longer send to ccotel."
+        )),
     }
     Ok(())
 }
@@ -256,10 +271,7 @@ pub fn apply_install(root: &mut Map<String, Value>, plan: &Plan) -> Result<Vec<S
 /// Removes ccotel's hooks, and the plan's variables where they still have
 /// the plan's value, from `root`. Lists and objects emptied by the removal
 /// go too; ones that were empty before stay.
-pub fn apply_uninstall(
-    root: &mut Map<String, Value>,
-    plan: &Plan,
-) -> Result<Vec<String>, String> {
+pub fn apply_uninstall(root: &mut Map<String, Value>, plan: &Plan) -> Result<Vec<String>, String> {
     if let Some(hooks_value) = root.get_mut("hooks") {
         let Value::Object(hooks) = hooks_value else {
             return Err(format!(
@@ -360,7 +372,9 @@ fn remove_ours(groups: &mut Vec<Value>, hook_url: &str) -> bool {
 /// Pretty JSON with the file's own indentation (two spaces for a new file)
 /// and a final newline, so the diff shows only what changed.
 fn render(root: &Map<String, Value>, old_text: Option<&str>) -> String {
-    let indent = old_text.and_then(detect_indent).unwrap_or_else(|| "  ".into());
+    let indent = old_text
+        .and_then(detect_indent)
+        .unwrap_or_else(|| "  ".into());
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -375,7 +389,10 @@ fn render(root: &Map<String, Value>, old_text: Option<&str>) -> String {
 /// own characters.
 fn detect_indent(text: &str) -> Option<String> {
     text.lines().find_map(|line| {
-        let ws: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+        let ws: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
         (!ws.is_empty() && ws.len() < line.len()).then_some(ws)
     })
 }
@@ -464,8 +481,9 @@ fn color_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// A unified diff (3 lines of context) of two texts, labelled with `path`.
-pub fn unified_diff(path: &Path, old: &str, new: &str, color: bool) -> String {
+/// A unified diff (3 lines of context) of two texts, labelled with `path`
+/// (the old side is `/dev/null` for a file that does not exist yet).
+pub fn unified_diff(path: &Path, existed: bool, old: &str, new: &str, color: bool) -> String {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     let ops = diff_lines(&a, &b);
@@ -474,7 +492,12 @@ pub fn unified_diff(path: &Path, old: &str, new: &str, color: bool) -> String {
     } else {
         ("", "", "", "")
     };
-    let mut out = format!("--- {0}\n+++ {0}\n", path.display());
+    let old_label = if existed {
+        path.display().to_string()
+    } else {
+        "/dev/null".to_string()
+    };
+    let mut out = format!("--- {old_label}\n+++ {}\n", path.display());
     const CONTEXT: usize = 3;
     let changed: Vec<usize> = ops
         .iter()
@@ -585,12 +608,13 @@ fn diff_lines(a: &[&str], b: &[&str]) -> Vec<Op> {
                 ops.push(Op::Same(head + i, head + j));
                 i += 1;
                 j += 1;
-            } else if j < m && (i == n || lcs[at(i, j + 1)] >= lcs[at(i + 1, j)]) {
-                ops.push(Op::Add(head + i, head + j));
-                j += 1;
-            } else {
+            } else if i < n && (j == m || lcs[at(i + 1, j)] >= lcs[at(i, j + 1)]) {
+                // Deletions first on a tie: `-old` then `+new` reads best.
                 ops.push(Op::Del(head + i, head + j));
                 i += 1;
+            } else {
+                ops.push(Op::Add(head + i, head + j));
+                j += 1;
             }
         }
     }
@@ -604,7 +628,13 @@ mod tests {
     use super::*;
 
     fn plan(http: bool) -> Plan {
-        Plan::new(settings::DEFAULT_ENDPOINT, "/usr/bin/ccotel", http, true, false)
+        Plan::new(
+            settings::DEFAULT_ENDPOINT,
+            "/usr/bin/ccotel",
+            http,
+            true,
+            false,
+        )
     }
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -647,7 +677,10 @@ mod tests {
         let pre = root["hooks"]["PreToolUse"].as_array().unwrap();
         assert_eq!(pre.len(), 1);
         assert_eq!(pre[0]["hooks"][0]["type"], "http");
-        assert_eq!(root["hooks"]["SessionStart"][0]["hooks"][0]["type"], "command");
+        assert_eq!(
+            root["hooks"]["SessionStart"][0]["hooks"][0]["type"],
+            "command"
+        );
         apply_uninstall(&mut root, &plan(false)).unwrap();
         assert!(root.get("hooks").is_none(), "{root:?}");
         assert!(root.get("env").is_none(), "{root:?}");
@@ -676,10 +709,17 @@ mod tests {
 
     #[test]
     fn env_values_of_others_are_replaced_with_a_note_and_kept_on_uninstall() {
-        let mut root = obj(json!({ "env": { "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318" } }));
+        let mut root =
+            obj(json!({ "env": { "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318" } }));
         let notes = apply_install(&mut root, &plan(false)).unwrap();
-        assert!(notes.iter().any(|n| n.contains("http://collector:4318")), "{notes:?}");
-        assert_eq!(root["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://127.0.0.1:4318");
+        assert!(
+            notes.iter().any(|n| n.contains("http://collector:4318")),
+            "{notes:?}"
+        );
+        assert_eq!(
+            root["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://127.0.0.1:4318"
+        );
     }
 
     #[test]
@@ -694,12 +734,21 @@ mod tests {
 
     #[test]
     fn non_default_endpoint_goes_on_the_command() {
-        let p = Plan::new("http://10.0.0.5:9999/", "/opt/my apps/ccotel", false, true, true);
+        let p = Plan::new(
+            "http://10.0.0.5:9999/",
+            "/opt/my apps/ccotel",
+            false,
+            true,
+            true,
+        );
         assert_eq!(
             p.hooks[0].1["command"],
             "'/opt/my apps/ccotel' hook --endpoint http://10.0.0.5:9999/v1/hooks"
         );
-        assert!(p.env.iter().any(|(k, v)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT" && v == "http://10.0.0.5:9999"));
+        assert!(p
+            .env
+            .iter()
+            .any(|(k, v)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT" && v == "http://10.0.0.5:9999"));
         assert!(p.env.iter().any(|(k, _)| *k == "OTEL_LOG_USER_PROMPTS"));
     }
 
@@ -707,12 +756,13 @@ mod tests {
     fn diff_shows_changes_with_context() {
         let old = "{\n  \"a\": 1,\n  \"b\": 2\n}\n";
         let new = "{\n  \"a\": 1,\n  \"b\": 2,\n  \"c\": 3\n}\n";
-        let d = unified_diff(Path::new("s.json"), old, new, false);
+        let d = unified_diff(Path::new("s.json"), true, old, new, false);
         assert_eq!(
             d,
             "--- s.json\n+++ s.json\n@@ -1,4 +1,5 @@\n {\n   \"a\": 1,\n-  \"b\": 2\n+  \"b\": 2,\n+  \"c\": 3\n }\n"
         );
-        let d = unified_diff(Path::new("s.json"), "", "{}\n", false);
+        let d = unified_diff(Path::new("s.json"), false, "", "{}\n", false);
+        assert!(d.starts_with("--- /dev/null\n+++ s.json\n"), "{d}");
         assert!(d.ends_with("@@ -0,0 +1,1 @@\n+{}\n"), "{d}");
     }
 

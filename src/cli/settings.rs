@@ -23,6 +23,18 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
+/// Writes to stdout, ignoring a closed pipe (`ccotel install | head` must
+/// not panic halfway; the outcome is decided by then anyway).
+pub fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    if !text.ends_with('\n') {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
+}
+
 /// Where `ccotel serve` listens for OTLP/HTTP and hooks unless told otherwise.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
 
@@ -318,8 +330,14 @@ fn is_ccotel_program(program: &str) -> bool {
 
 /// Whether a hook command runs `ccotel hook` (see the module docs).
 pub fn is_ccotel_command(command: &str) -> bool {
-    let words = shell_words(command);
-    words.len() >= 2 && is_ccotel_program(&words[0]) && words[1] == "hook"
+    let starts =
+        |words: &[&str]| words.len() >= 2 && is_ccotel_program(words[0]) && words[1] == "hook";
+    let parsed = shell_words(command);
+    let parsed: Vec<&str> = parsed.iter().map(String::as_str).collect();
+    // Also the raw words: a hand-written Windows path (`C:\tools\ccotel.exe
+    // hook`) loses its backslashes to shell unescaping.
+    let raw: Vec<&str> = command.split_whitespace().collect();
+    starts(&parsed) || starts(&raw)
 }
 
 /// The `--endpoint` a ccotel hook command posts to, if it names one.
@@ -425,9 +443,17 @@ mod tests {
         assert_eq!(shell_words("ccotel hook"), vec!["ccotel", "hook"]);
         assert_eq!(
             shell_words("'/opt/my apps/ccotel' hook --endpoint \"http://h:1/v1/hooks\""),
-            vec!["/opt/my apps/ccotel", "hook", "--endpoint", "http://h:1/v1/hooks"]
+            vec![
+                "/opt/my apps/ccotel",
+                "hook",
+                "--endpoint",
+                "http://h:1/v1/hooks"
+            ]
         );
-        assert_eq!(shell_words(r"/a\ b/ccotel hook"), vec!["/a b/ccotel", "hook"]);
+        assert_eq!(
+            shell_words(r"/a\ b/ccotel hook"),
+            vec!["/a b/ccotel", "hook"]
+        );
         assert_eq!(shell_words("  "), Vec::<String>::new());
     }
 
@@ -437,7 +463,10 @@ mod tests {
             let q = shell_quote(w);
             assert_eq!(shell_words(&q), vec![w.to_string()], "{q}");
         }
-        assert_eq!(shell_quote("/usr/local/bin/ccotel"), "/usr/local/bin/ccotel");
+        assert_eq!(
+            shell_quote("/usr/local/bin/ccotel"),
+            "/usr/local/bin/ccotel"
+        );
     }
 
     #[test]
@@ -484,7 +513,10 @@ mod tests {
         let err = parse_object("{\n  \"a\": 1,\n  oops\n}", Path::new("/x/settings.json"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/x/settings.json:3:3: invalid JSON"), "{err}");
+        assert!(
+            err.starts_with("/x/settings.json:3:3: invalid JSON"),
+            "{err}"
+        );
         let err = parse_object("[1]", Path::new("s.json"))
             .unwrap_err()
             .to_string();

@@ -47,6 +47,8 @@ pub struct Transform {
     braintrust_parent: Option<String>,
     /// Resource attributes to set.
     resource: Vec<(String, String)>,
+    /// This backend's own extra redaction.
+    redactor: Option<Arc<crate::redact::Redactor>>,
 }
 
 impl Transform {
@@ -62,6 +64,11 @@ impl Transform {
             braintrust_parent: (c.kind == ExporterKind::Braintrust)
                 .then(|| c.headers.get("x-bt-parent").cloned())
                 .flatten(),
+            // Patterns were validated when the config loaded.
+            redactor: (!c.redact_patterns.is_empty())
+                .then(|| crate::redact::Redactor::new(false, &c.redact_patterns).ok())
+                .flatten()
+                .map(Arc::new),
         }
     }
 
@@ -70,6 +77,7 @@ impl Transform {
             && self.drop.is_empty()
             && self.braintrust_parent.is_none()
             && self.resource.is_empty()
+            && self.redactor.is_none()
     }
 
     fn dropped(&self, key: &str) -> bool {
@@ -92,6 +100,9 @@ impl Transform {
     /// Filters one attribute list in place.
     fn attrs(&self, list: &mut Vec<KeyValue>) {
         list.retain(|kv| !self.dropped(&kv.key));
+        if let Some(r) = &self.redactor {
+            r.attrs(list);
+        }
         if self.content == ContentPolicy::Keep {
             return;
         }

@@ -52,6 +52,7 @@ pub struct Engine {
     closing: Vec<String>,
     store: Option<Store>,
     retention: Duration,
+    redactor: Option<Arc<crate::redact::Redactor>>,
 }
 
 impl Engine {
@@ -64,7 +65,20 @@ impl Engine {
             closing: Vec::new(),
             store,
             retention: Duration::from_secs(30 * 24 * 3600),
+            redactor: None,
         }
+    }
+
+    /// Redacts secrets from inputs and merged spans before they are stored
+    /// or exported.
+    pub fn with_redactor(mut self, redactor: Arc<crate::redact::Redactor>) -> Engine {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// Redacts one input in place (before it is stored or forwarded).
+    pub fn redact(&self, event: &mut Event) -> u64 {
+        self.redactor.as_ref().map_or(0, |r| r.event(event))
     }
 
     /// How long the store keeps sessions (zero keeps them forever).
@@ -252,7 +266,11 @@ impl Engine {
                 if flush || now.saturating_sub(since) >= grace {
                     live.first_complete.remove(&r.span.span_id);
                     live.exported.insert(r.span.span_id);
-                    due.push(r.span);
+                    let mut span = r.span;
+                    if let Some(redactor) = &self.redactor {
+                        redactor.span(&mut span);
+                    }
+                    due.push(span);
                 } else {
                     all_done = false;
                 }
@@ -268,7 +286,8 @@ impl Engine {
                         git_branch: f.git_branch.clone(),
                         models: f.models.iter().cloned().collect(),
                         version: f.version.clone(),
-                    },
+                    }
+                    .redact(self.redactor.as_deref()),
                 });
             }
             if closed && all_done {
@@ -353,10 +372,10 @@ pub async fn run(
             _ = stop.changed() => break,
             next = rx.recv() => match next {
                 Some(first) => {
-                    batch.push(forward(&fanout, first.event));
+                    batch.push(forward(&fanout, &engine, first.event));
                     while batch.len() < 512 {
                         match rx.try_recv() {
-                            Ok(a) => batch.push(forward(&fanout, a.event)),
+                            Ok(a) => batch.push(forward(&fanout, &engine, a.event)),
                             Err(_) => break,
                         }
                     }
@@ -379,7 +398,7 @@ pub async fn run(
     }
     rx.close();
     while let Some(a) = rx.recv().await {
-        batch.push(forward(&fanout, a.event));
+        batch.push(forward(&fanout, &engine, a.event));
     }
     engine.ingest(&batch);
     let exports = engine.tick(now(), true);
@@ -406,7 +425,8 @@ fn now() -> u64 {
 
 /// Forwards native metrics and logs unchanged (and native spans to exporters
 /// that asked for them), and hands the event on to the merge.
-fn forward(fanout: &FanOut, event: Event) -> Event {
+fn forward(fanout: &FanOut, engine: &Engine, mut event: Event) -> Event {
+    engine.redact(&mut event);
     match &event.payload {
         Payload::Logs(r) if fanout.wants(Signal::Logs) => {
             fanout.send(ExportItem::Logs(Arc::new(r.clone())))

@@ -95,6 +95,26 @@ pub struct SessionMeta {
     pub version: Option<String>,
 }
 
+impl SessionMeta {
+    /// Redacts secrets: the metadata is stored like spans.
+    pub fn redact(mut self, redactor: Option<&crate::redact::Redactor>) -> SessionMeta {
+        if let Some(r) = redactor {
+            for s in self
+                .cwd
+                .iter_mut()
+                .chain(self.git_branch.iter_mut())
+                .chain(self.version.iter_mut())
+                .chain(self.models.iter_mut())
+            {
+                if let Some(clean) = r.redact(s) {
+                    *s = clean;
+                }
+            }
+        }
+        self
+    }
+}
+
 impl Store {
     /// Opens (or creates) `<dir>/ccotel.db`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {

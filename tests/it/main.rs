@@ -2,7 +2,9 @@
 
 mod cli;
 mod delivery;
+mod hardening;
 mod hook_client;
+mod install;
 mod merge;
 mod phoenix;
 mod receive;

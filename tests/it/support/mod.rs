@@ -47,6 +47,18 @@ impl App {
         format!("http://{}{}", self.http, path)
     }
 
+    /// The store directory (removed when the app is dropped).
+    pub fn store_dir(&self) -> std::path::PathBuf {
+        self._store.path().to_path_buf()
+    }
+
+    /// Shuts down and hands over the store directory to inspect.
+    pub async fn shutdown_keeping_store(mut self) -> tempfile::TempDir {
+        let store = std::mem::replace(&mut self._store, tempfile::tempdir().unwrap());
+        self.shutdown().await;
+        store
+    }
+
     /// Sends SIGTERM's equivalent and waits for a clean exit.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.stop.take() {

@@ -1,0 +1,277 @@
+//! Secret redaction, applied before anything is written to the store or
+//! leaves the machine: prompts, tool input and output, model messages and
+//! every other string attribute. Built-in patterns cover the credentials
+//! that turn up in coding sessions; config adds more.
+
+use crate::model::{Event, Payload};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, KeyValue};
+use regex::{Regex, RegexSet};
+use serde_json::Value;
+
+/// The built-in patterns: (kind, regex). Order matters where they overlap
+/// (Anthropic keys also look like OpenAI keys).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "private_key",
+        r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)",
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{16,}"),
+    (
+        "openai_key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    ),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    (
+        "aws_secret_key",
+        r#"(?i)(?:aws_secret_access_key|aws_secret_key|secret_access_key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}"#,
+    ),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+    ),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    (
+        "slack_webhook",
+        r"https://hooks\.slack\.com/services/[A-Za-z0-9_/\-]+",
+    ),
+    ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{16,}=*"),
+];
+
+/// Passwords in URLs (`scheme://user:password@host`): only the password goes.
+const URL_PASSWORD: &str = r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@";
+
+/// A set of patterns and what to replace them with.
+pub struct Redactor {
+    set: RegexSet,
+    patterns: Vec<(String, Regex)>,
+    url_password: Option<Regex>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("patterns", &self.patterns.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// Built-in patterns (when `builtin`) plus `extra` regexes.
+    pub fn new(builtin: bool, extra: &[String]) -> Result<Redactor, regex::Error> {
+        let mut patterns: Vec<(String, Regex)> = Vec::new();
+        if builtin {
+            for (kind, re) in BUILTIN {
+                patterns.push((kind.to_string(), Regex::new(re)?));
+            }
+        }
+        for re in extra {
+            patterns.push(("custom".into(), Regex::new(re)?));
+        }
+        let mut all: Vec<String> = patterns
+            .iter()
+            .map(|(_, r)| r.as_str().to_string())
+            .collect();
+        let url_password = if builtin {
+            all.push(URL_PASSWORD.into());
+            Some(Regex::new(URL_PASSWORD)?)
+        } else {
+            None
+        };
+        Ok(Redactor {
+            set: RegexSet::new(&all)?,
+            patterns,
+            url_password,
+        })
+    }
+
+    /// Whether there is anything to do at all.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty() && self.url_password.is_none()
+    }
+
+    /// The text with secrets replaced by `[REDACTED:<kind>]`; `None` when
+    /// nothing matched (the common case, and allocation-free).
+    pub fn redact(&self, text: &str) -> Option<String> {
+        let hits = self.set.matches(text);
+        if !hits.matched_any() {
+            return None;
+        }
+        let mut out = text.to_string();
+        for (i, (kind, re)) in self.patterns.iter().enumerate() {
+            if hits.matched(i) {
+                out = re
+                    .replace_all(&out, format!("[REDACTED:{kind}]").as_str())
+                    .into_owned();
+            }
+        }
+        if let Some(re) = &self.url_password {
+            out = re.replace_all(&out, "${1}[REDACTED]@").into_owned();
+        }
+        Some(out)
+    }
+
+    fn string(&self, s: &mut String) -> u64 {
+        match self.redact(s) {
+            Some(r) => {
+                *s = r;
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Redacts every string inside a JSON value.
+    pub fn json(&self, v: &mut Value) -> u64 {
+        match v {
+            Value::String(s) => self.string(s),
+            Value::Array(items) => items.iter_mut().map(|i| self.json(i)).sum(),
+            Value::Object(map) => map.values_mut().map(|i| self.json(i)).sum(),
+            _ => 0,
+        }
+    }
+
+    fn any(&self, v: &mut AnyValue) -> u64 {
+        match v.value.as_mut() {
+            Some(V::StringValue(s)) => self.string(s),
+            Some(V::ArrayValue(a)) => a.values.iter_mut().map(|x| self.any(x)).sum(),
+            Some(V::KvlistValue(l)) => self.attrs(&mut l.values),
+            _ => 0,
+        }
+    }
+
+    /// Redacts every string attribute value.
+    pub fn attrs(&self, list: &mut [KeyValue]) -> u64 {
+        list.iter_mut()
+            .filter_map(|kv| kv.value.as_mut())
+            .map(|v| self.any(v))
+            .sum()
+    }
+
+    /// Redacts an input in place; returns how many strings changed.
+    pub fn event(&self, event: &mut Event) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        match &mut event.payload {
+            Payload::Hook(h) => h.fields.values_mut().map(|v| self.json(v)).sum(),
+            Payload::Logs(r) => {
+                let mut n = 0;
+                for rl in &mut r.resource_logs {
+                    for sl in &mut rl.scope_logs {
+                        for rec in &mut sl.log_records {
+                            n += self.attrs(&mut rec.attributes);
+                            if let Some(b) = rec.body.as_mut() {
+                                n += self.any(b);
+                            }
+                        }
+                    }
+                }
+                n
+            }
+            Payload::Traces(r) => {
+                let mut n = 0;
+                for rs in &mut r.resource_spans {
+                    for ss in &mut rs.scope_spans {
+                        for span in &mut ss.spans {
+                            n += self.attrs(&mut span.attributes);
+                            for e in &mut span.events {
+                                n += self.attrs(&mut e.attributes);
+                            }
+                            if let Some(st) = span.status.as_mut() {
+                                n += self.string(&mut st.message);
+                            }
+                        }
+                    }
+                }
+                n
+            }
+            Payload::Metrics(_) => 0,
+        }
+    }
+
+    /// Redacts a merged span's string attributes and status message.
+    pub fn span(&self, span: &mut crate::model::span::SpanRecord) -> u64 {
+        use crate::model::span::{Attr, SpanStatus};
+        if self.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        for v in span.attributes.values_mut() {
+            match v {
+                Attr::Str(s) => n += self.string(s),
+                Attr::List(items) => n += items.iter_mut().map(|s| self.string(s)).sum::<u64>(),
+                _ => {}
+            }
+        }
+        if let SpanStatus::Error(m) = &mut span.status {
+            n += self.string(m);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_builtin_kind_is_caught_and_ordinary_text_is_not() {
+        let r = Redactor::new(true, &[]).unwrap();
+        let cases = [
+            (
+                "key sk-ant-api03-AbCdEf0123456789_xyzXYZ-0123456789 here",
+                "anthropic_key",
+            ),
+            (
+                "OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz0123",
+                "openai_key",
+            ),
+            ("id AKIAIOSFODNN7EXAMPLE ok", "aws_access_key"),
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "aws_secret_key",
+            ),
+            (
+                "token ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                "github_token",
+            ),
+            ("xoxb-123456789012-abcdefghijkl", "slack_token"),
+            (
+                "Authorization: Bearer abcdef0123456789abcdef",
+                "bearer_token",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----",
+                "private_key",
+            ),
+        ];
+        for (text, kind) in cases {
+            let out = r
+                .redact(text)
+                .unwrap_or_else(|| panic!("{kind} not caught"));
+            assert!(out.contains(&format!("[REDACTED:{kind}]")), "{kind}: {out}");
+        }
+        let url = r
+            .redact("git clone https://bob:hunter2@example.com/repo")
+            .unwrap();
+        assert_eq!(url, "git clone https://bob:[REDACTED]@example.com/repo");
+        for plain in [
+            "ls -la",
+            "the task-ant colony",
+            "skip this",
+            "https://example.com/a:b",
+        ] {
+            assert_eq!(r.redact(plain), None, "{plain}");
+        }
+    }
+
+    #[test]
+    fn custom_patterns_add_to_the_builtins() {
+        let r = Redactor::new(true, &["ACME-[0-9]{6}".into()]).unwrap();
+        assert_eq!(
+            r.redact("ticket ACME-123456").unwrap(),
+            "ticket [REDACTED:custom]"
+        );
+        assert!(Redactor::new(true, &["(".into()]).is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! Hostile and unlucky conditions: secrets in every field, clock skew, a
+//! session with 10k tool calls, a truncated 60 KB body.
+
+use crate::support::backend::{Backend, Mode};
+use crate::support::fixtures::{self, Sources};
+use crate::support::{exporter, spawn_app};
+use ccotel::config::{Config, Protocol};
+use ccotel::model::{Event, Payload};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+use prost::Message;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The secrets corpus: (kind, text, the part that must never leave).
+fn corpus() -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/secrets/corpus.tsv"),
+    )
+    .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let mut p = l.splitn(3, '\t');
+            let kind = p.next().unwrap().to_string();
+            let text = p.next().unwrap().replace("\\n", "\n");
+            let needle = p.next().unwrap().to_string();
+            (kind, text, needle)
+        })
+        .collect()
+}
+
+fn all_secrets() -> String {
+    corpus()
+        .iter()
+        .map(|(_, t, _)| t.clone())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Appends the secrets to every string inside a JSON value.
+fn salt_json(v: &mut Value, secrets: &str) {
+    match v {
+        Value::String(s) => {
+            s.push(' ');
+            s.push_str(secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| salt_json(i, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|i| salt_json(i, secrets)),
+        _ => {}
+    }
+}
+
+const CONTENT: &[&str] = &[
+    "prompt",
+    "prompt_text",
+    "response",
+    "tool_input",
+    "tool_parameters",
+    "error",
+    "user_prompt",
+    "full_command",
+];
+
+fn salt_attrs(list: &mut [opentelemetry_proto::tonic::common::v1::KeyValue], secrets: &str) {
+    for kv in list {
+        let Some(V::StringValue(s)) = kv.value.as_mut().and_then(|v| v.value.as_mut()) else {
+            continue;
+        };
+        if kv.key == "body" {
+            // Inside the JSON of API bodies, so it stays JSON.
+            if let Ok(mut v) = serde_json::from_str::<Value>(s) {
+                salt_json(&mut v, secrets);
+                *s = v.to_string();
+            }
+        } else if CONTENT.contains(&kv.key.as_str()) || kv.key.starts_with("tool.output") {
+            s.push(' ');
+            s.push_str(secrets);
+        }
+    }
+}
+
+/// A scenario's inputs with the corpus planted in prompts, tool input and
+/// output, model messages, log attributes and span events.
+fn salted_events(scenario: &str, secrets: &str) -> Vec<Event> {
+    let mut events = fixtures::events(scenario, Sources::ALL);
+    for e in &mut events {
+        match &mut e.payload {
+            Payload::Hook(h) => {
+                for key in [
+                    "prompt",
+                    "tool_input",
+                    "tool_response",
+                    "last_assistant_message",
+                    "error",
+                ] {
+                    if let Some(v) = h.fields.get_mut(key) {
+                        salt_json(v, secrets);
+                    }
+                }
+            }
+            Payload::Logs(r) => {
+                for rec in r
+                    .resource_logs
+                    .iter_mut()
+                    .flat_map(|r| &mut r.scope_logs)
+                    .flat_map(|s| &mut s.log_records)
+                {
+                    salt_attrs(&mut rec.attributes, secrets);
+                }
+            }
+            Payload::Traces(r) => {
+                for span in r
+                    .resource_spans
+                    .iter_mut()
+                    .flat_map(|r| &mut r.scope_spans)
+                    .flat_map(|s| &mut s.spans)
+                {
+                    salt_attrs(&mut span.attributes, secrets);
+                    for ev in &mut span.events {
+                        for kv in &mut ev.attributes {
+                            if let Some(V::StringValue(s)) =
+                                kv.value.as_mut().and_then(|v| v.value.as_mut())
+                            {
+                                s.push(' ');
+                                s.push_str(secrets);
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::Metrics(_) => {}
+        }
+    }
+    events
+}
+
+/// Copies a scenario's transcripts with the corpus planted in every message.
+fn salted_transcripts(scenario: &str, secrets: &str, into: &Path) -> PathBuf {
+    let from = fixtures::dir(scenario).join("transcripts");
+    let mut stack = vec![from.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            let target = into.join(p.strip_prefix(&from).unwrap());
+            if p.is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "jsonl") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let salted: Vec<String> = text
+                    .lines()
+                    .map(|l| {
+                        let mut v: Value = serde_json::from_str(l).unwrap();
+                        if let Some(m) = v.get_mut("message") {
+                            salt_json(m, secrets);
+                        }
+                        v.to_string()
+                    })
+                    .collect();
+                std::fs::write(&target, salted.join("\n") + "\n").unwrap();
+            } else {
+                std::fs::copy(&p, &target).unwrap();
+            }
+        }
+    }
+    into.to_path_buf()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_an_exporter_or_the_store() {
+    let secrets = all_secrets();
+    let transcripts = tempfile::tempdir().unwrap();
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.merge.grace_period = Duration::from_millis(100);
+    for scenario in ["tools-basic", "subagent"] {
+        let dir = transcripts.path().join(scenario);
+        std::fs::create_dir_all(&dir).unwrap();
+        salted_transcripts(scenario, &secrets, &dir);
+    }
+    // Both sessions' transcripts live under one project folder each.
+    config.merge.transcript_path_map.insert(
+        "/home/dev/.claude/projects".into(),
+        transcripts.path().join("tools-basic"),
+    );
+    config.exporters.push(exporter(
+        "everything",
+        backend.endpoint(),
+        Protocol::HttpJson,
+        "traces,metrics,logs,native_traces",
+    ));
+    let app = spawn_app(config).await;
+    let store_dir = app.store_dir();
+    for scenario in ["tools-basic", "subagent"] {
+        for e in salted_events(scenario, &secrets) {
+            let (path, body) = match &e.payload {
+                Payload::Hook(h) => ("/v1/hooks", serde_json::to_vec(&h.fields).unwrap()),
+                Payload::Logs(r) => ("/v1/logs", r.encode_to_vec()),
+                Payload::Metrics(r) => ("/v1/metrics", r.encode_to_vec()),
+                Payload::Traces(r) => ("/v1/traces", r.encode_to_vec()),
+            };
+            let ct = if path == "/v1/hooks" {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            };
+            let r = app
+                .client
+                .post(app.url(path))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let _store = app.shutdown_keeping_store().await;
+
+    let got = backend.received();
+    assert!(!got.traces.is_empty() && !got.logs.is_empty());
+    let mut sent = String::new();
+    for r in &got.traces {
+        sent.push_str(&serde_json::to_string(r).unwrap());
+    }
+    for r in &got.logs {
+        sent.push_str(&serde_json::to_string(r).unwrap());
+    }
+    for r in &got.metrics {
+        sent.push_str(&serde_json::to_string(r).unwrap());
+    }
+    assert!(
+        sent.contains("[REDACTED:"),
+        "the corpus was planted and caught"
+    );
+    let store_bytes: Vec<(PathBuf, Vec<u8>)> = files_under(&store_dir)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    assert!(!store_bytes.is_empty());
+    for (kind, _, needle) in corpus() {
+        assert!(!sent.contains(&needle), "{kind} reached the exporter");
+        for (path, bytes) in &store_bytes {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{kind} written to {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn clock_skew_between_sources_still_gives_the_right_tree() {
+    for skew in [-600_i64, 600] {
+        for scenario in ["subagent", "multi-turn", "denied"] {
+            let mut events = fixtures::events(scenario, Sources::ALL);
+            // Claude Code's clock (OTLP times) is off by ten minutes from
+            // ccotel's (hook arrival times).
+            let shift = |t: &mut u64| *t = (*t as i64 + skew * 1_000_000_000) as u64;
+            for e in &mut events {
+                match &mut e.payload {
+                    Payload::Traces(r) => {
+                        for s in r
+                            .resource_spans
+                            .iter_mut()
+                            .flat_map(|r| &mut r.scope_spans)
+                            .flat_map(|s| &mut s.spans)
+                        {
+                            shift(&mut s.start_time_unix_nano);
+                            shift(&mut s.end_time_unix_nano);
+                        }
+                    }
+                    Payload::Logs(r) => {
+                        for rec in r
+                            .resource_logs
+                            .iter_mut()
+                            .flat_map(|r| &mut r.scope_logs)
+                            .flat_map(|s| &mut s.log_records)
+                        {
+                            shift(&mut rec.time_unix_nano);
+                            rec.attributes.retain(|a| a.key != "event.timestamp");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let spans = crate::merge::merge(scenario, &events, false);
+            crate::merge::check_facts(scenario, &spans, &format!("clock skew {skew}s"));
+        }
+    }
+}
+
+fn hook(session: &str, name: &str, at: u64, extra: Value) -> Event {
+    let mut fields =
+        serde_json::json!({"session_id": session, "hook_event_name": name, "cwd": "/w"});
+    if let (Some(f), Value::Object(x)) = (fields.as_object_mut(), extra) {
+        f.extend(x);
+    }
+    Event {
+        received_at: at,
+        transport: ccotel::model::Transport::HookHttp,
+        payload: Payload::Hook(
+            ccotel::model::HookEvent::parse(fields.to_string().as_bytes()).unwrap(),
+        ),
+    }
+}
+
+#[test]
+fn a_session_with_ten_thousand_tool_calls_is_whole() {
+    let sid = "long-session";
+    let mut events = vec![hook(
+        sid,
+        "UserPromptSubmit",
+        1_000,
+        serde_json::json!({"prompt_id": "p", "prompt": "go"}),
+    )];
+    let n = 10_000u64;
+    for i in 0..n {
+        let at = 2_000 + i * 1_000_000;
+        let id = format!("toolu_{i:06}");
+        events.push(hook(
+            sid,
+            "PreToolUse",
+            at,
+            serde_json::json!({"prompt_id": "p", "tool_use_id": id, "tool_name": "Read", "tool_input": {"file_path": format!("/w/{i}")}}),
+        ));
+        events.push(hook(
+            sid,
+            "PostToolUse",
+            at + 500_000,
+            serde_json::json!({"prompt_id": "p", "tool_use_id": id, "tool_name": "Read", "tool_response": "ok"}),
+        ));
+    }
+    let end = 2_000 + n * 1_000_000;
+    events.push(hook(
+        sid,
+        "Stop",
+        end,
+        serde_json::json!({"prompt_id": "p"}),
+    ));
+    events.push(hook(
+        sid,
+        "SessionEnd",
+        end + 1,
+        serde_json::json!({"reason": "other"}),
+    ));
+    let mut engine = ccotel::merge::Engine::new(ccotel::config::MergeConfig::default(), None);
+    let mut spans = Vec::new();
+    for chunk in events.chunks(512) {
+        engine.ingest(chunk);
+        spans.extend(
+            engine
+                .tick(chunk[0].received_at, false)
+                .into_iter()
+                .flat_map(|x| x.spans),
+        );
+    }
+    spans.extend(
+        engine
+            .tick(end + 60_000_000_000, false)
+            .into_iter()
+            .flat_map(|x| x.spans),
+    );
+    let tools = spans
+        .iter()
+        .filter(|s| s.name == "claude_code.tool")
+        .count();
+    assert_eq!(tools as u64, n);
+    let ids: std::collections::BTreeSet<_> = spans.iter().map(|s| s.span_id).collect();
+    assert_eq!(ids.len(), spans.len(), "each span once");
+    let root = spans
+        .iter()
+        .find(|s| s.name == "claude_code.session")
+        .unwrap();
+    assert_eq!(
+        root.attr("totals.tool_calls").and_then(|a| a.as_i64()),
+        Some(n as i64)
+    );
+    assert!(engine.session_ids().is_empty(), "finished and released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_60kb_body_is_accepted_and_the_call_still_merged() {
+    let backend = Backend::http(Mode::Ok).await;
+    let mut config = Config::default();
+    config.merge.grace_period = Duration::from_millis(100);
+    config.merge.read_transcripts = false;
+    config.exporters.push(exporter(
+        "sink",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "traces",
+    ));
+    let app = spawn_app(config).await;
+    let scenario = "tools-basic";
+    let mut events = fixtures::events(scenario, Sources::ALL);
+    // Claude Code cuts content at 60 KB and appends a marker: no longer JSON.
+    let cut = format!(
+        "{{\"model\":\"claude-opus-5-5\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}[TRUNCATED - Content exceeds 60KB limit]",
+        "x".repeat(61_400)
+    );
+    for e in &mut events {
+        if let Payload::Logs(r) = &mut e.payload {
+            for rec in r
+                .resource_logs
+                .iter_mut()
+                .flat_map(|r| &mut r.scope_logs)
+                .flat_map(|s| &mut s.log_records)
+            {
+                for kv in &mut rec.attributes {
+                    if kv.key == "body" {
+                        kv.value = Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+                            value: Some(V::StringValue(cut.clone())),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for e in &events {
+        let (path, body) = match &e.payload {
+            Payload::Hook(h) => ("/v1/hooks", serde_json::to_vec(&h.fields).unwrap()),
+            Payload::Logs(r) => ("/v1/logs", r.encode_to_vec()),
+            Payload::Metrics(r) => ("/v1/metrics", r.encode_to_vec()),
+            Payload::Traces(r) => ("/v1/traces", r.encode_to_vec()),
+        };
+        let ct = if path == "/v1/hooks" {
+            "application/json"
+        } else {
+            "application/x-protobuf"
+        };
+        let r = app
+            .client
+            .post(app.url(path))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    app.shutdown().await;
+    let spans = fixtures::spans_from_otlp(&backend.received().traces);
+    crate::merge::check_facts(scenario, &spans, "truncated bodies");
+}

@@ -56,13 +56,23 @@ pub async fn run(
         feed.clone(),
     ));
 
-    let http_task = tokio::spawn(receive::http::serve(
+    let auth = receive::auth::Auth::new(config.server.token.as_deref());
+    let (http_tls, grpc_tls) = match &config.server.tls {
+        Some(tls) => (
+            Some(receive::tls::server_config(tls)?),
+            Some(receive::tls::grpc_config(tls)?),
+        ),
+        None => (None, None),
+    };
+    let http_task = tokio::spawn(receive::http::serve_tls(
         http,
         HttpState {
             ingest: ingest.clone(),
             max_body: config.server.max_body_bytes,
             registry: registry.clone(),
+            auth: auth.clone(),
         },
+        http_tls,
         stopped(stop_rx.clone()),
     ));
     let grpc_task = tokio::spawn(receive::grpc::serve(
@@ -73,6 +83,10 @@ pub async fn run(
             config.store.path.clone(),
             feed,
         )),
+        receive::grpc::GrpcOptions {
+            auth,
+            tls: grpc_tls,
+        },
         stopped(stop_rx.clone()),
     ));
     drop(ingest);

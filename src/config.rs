@@ -100,6 +100,24 @@ pub struct ServerConfig {
     pub queue_events: usize,
     /// Bytes buffered between the receivers and the merge engine. Default 256 MiB.
     pub queue_bytes: usize,
+    /// A shared secret every client must send as `Authorization: Bearer
+    /// <token>` (OTLP, hooks and the query API; `/healthz` stays open).
+    /// Required to listen beyond loopback. May reference `${ENV}`; env
+    /// `CCOTEL_TOKEN` overrides. Default none.
+    pub token: Option<String>,
+    /// Listen beyond loopback without a token. Default `false`: anyone who
+    /// can reach the port could then read sessions and send data.
+    pub allow_unauthenticated: bool,
+    /// TLS for both receivers. Default off.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: certificate and key in PEM files.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +128,9 @@ impl Default for ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             queue_events: 4096,
             queue_bytes: 256 * 1024 * 1024,
+            token: None,
+            allow_unauthenticated: false,
+            tls: None,
         }
     }
 }
@@ -574,6 +595,9 @@ impl Config {
         if let Some(v) = env("CCOTEL_STORE_PATH") {
             config.store.path = PathBuf::from(v);
         }
+        if let Some(v) = env("CCOTEL_TOKEN") {
+            config.server.token = Some(v);
+        }
         if let Some(v) = &flags.grpc {
             config.server.grpc = v.clone();
         }
@@ -610,6 +634,37 @@ impl Config {
         parse_addr(&self.server.http).map_err(|m| invalid("server.http", m))?;
         if self.server.max_body_bytes == 0 {
             return Err(invalid("server.max_body_bytes", "must be > 0".into()));
+        }
+        if let Some(t) = &self.server.token {
+            let t = expand_env(t, env).map_err(|m| invalid("server.token", m))?;
+            if t.trim().is_empty() {
+                return Err(invalid("server.token", "is empty".into()));
+            }
+            self.server.token = Some(t);
+        }
+        if self.server.token.is_none() && !self.server.allow_unauthenticated {
+            for (key, addr) in [
+                ("server.http", &self.server.http),
+                ("server.grpc", &self.server.grpc),
+            ] {
+                let a = parse_addr(addr).map_err(|m| invalid(key, m))?;
+                if !a.ip().is_loopback() {
+                    return Err(invalid(
+                        key,
+                        format!(
+                            "{a} is reachable from other machines, so ccotel needs a token: set server.token \
+                             (or CCOTEL_TOKEN) and have clients send `Authorization: Bearer <token>`, \
+                             or set server.allow_unauthenticated = true if the network is trusted"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+                std::fs::metadata(path)
+                    .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+            }
         }
         for (name, value) in self.self_metrics.headers.iter_mut() {
             *value = expand_env(value, env)
@@ -898,5 +953,35 @@ instance_id = "123456"
                 "{body}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_token() {
+        let env = |k: &str| (k == "T").then(|| "from-env".to_string());
+        let err = load_text("[server]\nhttp = \"0.0.0.0:4318\"\n", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.http") && err.contains("token"),
+            "{err}"
+        );
+        let c = load_text(
+            "[server]\nhttp = \"0.0.0.0:4318\"\ntoken = \"${T}\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.server.token.as_deref(), Some("from-env"));
+        load_text(
+            "[server]\nhttp = \"0.0.0.0:4318\"\nallow_unauthenticated = true\n",
+            &env,
+        )
+        .unwrap();
+        let err = load_text(
+            "[server.tls]\ncert = \"/nope/cert.pem\"\nkey = \"/nope/key.pem\"\n",
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.tls.cert"), "{err}");
     }
 }

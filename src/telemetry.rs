@@ -43,6 +43,7 @@ counters!(Stats {
     native_spans,
     rejected_records,
     bad_requests,
+    unauthorized,
     refused_full,
     merged_spans,
     dropped_merge_output,

@@ -1075,7 +1075,6 @@ enum Item {
 /// One captured session: everything Claude Code sent, in arrival order.
 #[derive(Clone)]
 struct Template {
-    name: String,
     items: Vec<Item>,
 }
 
@@ -1125,7 +1124,6 @@ fn load_template(fixtures: &Path, name: &str) -> Result<Template> {
     }
     items.sort_by(|a, b| a.0.total_cmp(&b.0));
     Ok(Template {
-        name: name.to_string(),
         items: items.into_iter().map(|(_, i)| i).collect(),
     })
 }

@@ -37,7 +37,7 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<()> {
     }
     match out.failures {
         0 => {
-            settings::say(&format!("All checks passed."));
+            settings::say("All checks passed.");
             Ok(())
         }
         1 => anyhow::bail!("1 problem found; see the fix above"),

@@ -79,7 +79,12 @@ pub fn run(args: &HookArgs) {
     // must not exit the process: main does.
     let _finish = Finish(&shared);
     let event: Arc<[u8]> = read_stdin().into();
-    forward(&shared, &event, &Bridge::new(&args.endpoint), deadline);
+    forward(
+        &shared,
+        &event,
+        &Bridge::new(&args.endpoint, args.token.as_deref()),
+        deadline,
+    );
 }
 
 /// Marks main as finished when dropped.
@@ -159,10 +164,12 @@ enum Delivery {
 struct Bridge<'a> {
     agent: ureq::Agent,
     endpoint: &'a str,
+    /// `Bearer <token>` when ccotel requires a token.
+    authorization: Option<String>,
 }
 
 impl<'a> Bridge<'a> {
-    fn new(endpoint: &'a str) -> Self {
+    fn new(endpoint: &'a str, token: Option<&str>) -> Self {
         let agent = ureq::Agent::config_builder()
             // Status codes are data here, not errors.
             .http_status_as_error(false)
@@ -174,7 +181,11 @@ impl<'a> Bridge<'a> {
             .user_agent(concat!("ccotel-hook/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        Bridge { agent, endpoint }
+        Bridge {
+            agent,
+            endpoint,
+            authorization: token.map(|t| format!("Bearer {t}")),
+        }
     }
 
     /// POSTs `event` unchanged and reads the reply.
@@ -209,8 +220,12 @@ impl<'a> Bridge<'a> {
             .header(
                 HOOK_TIME_HEADER,
                 started.map(|n| n.to_string()).unwrap_or_default(),
-            )
-            .send(event);
+            );
+        let sent = match &self.authorization {
+            Some(a) => sent.header("authorization", a.as_str()),
+            None => sent,
+        }
+        .send(event);
         match sent {
             Ok(mut reply) => {
                 let status = reply.status().as_u16();
@@ -232,7 +247,9 @@ impl<'a> Bridge<'a> {
 fn classify(status: u16) -> Delivery {
     match status {
         200..=299 => Delivery::Delivered,
-        408 | 429 => Delivery::Retry,
+        // A missing or wrong token is a set-up mistake that gets fixed: keep
+        // the events until it is.
+        401 | 403 | 408 | 429 => Delivery::Retry,
         400..=499 => Delivery::Rejected,
         _ => Delivery::Retry,
     }

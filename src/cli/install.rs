@@ -18,6 +18,9 @@ use serde_json::{json, Map, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+/// Seconds Claude Code waits for one of ccotel's hooks.
+const HOOK_TIMEOUT_SECS: u64 = 5;
+
 /// Adds ccotel's hooks and telemetry variables to the settings file `args`
 /// pick, showing the change as a diff.
 pub fn install(args: &InstallArgs) -> anyhow::Result<()> {
@@ -66,10 +69,12 @@ impl Plan {
         let hooks = settings::HOOK_EVENTS
             .iter()
             .map(|&event| {
+                // A short timeout: should ccotel ever hang, Claude Code moves
+                // on after seconds instead of its 600 s default.
                 let handler = if http_hooks && !settings::HTTP_UNSUPPORTED_EVENTS.contains(&event) {
-                    json!({ "type": "http", "url": hook_url })
+                    json!({ "type": "http", "url": hook_url, "timeout": HOOK_TIMEOUT_SECS })
                 } else {
-                    json!({ "type": "command", "command": command })
+                    json!({ "type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS })
                 };
                 (event, handler)
             })
@@ -130,15 +135,12 @@ fn run(args: &InstallArgs, action: Action) -> anyhow::Result<()> {
 
     let old_text = file.text.clone().unwrap_or_default();
     let new_text = render(&root, file.text.as_deref());
-    settings::say(&format!(
-        "{}",
-        unified_diff(
-            &path,
-            file.text.is_some(),
-            &old_text,
-            &new_text,
-            color_stdout()
-        )
+    settings::say(&unified_diff(
+        &path,
+        file.text.is_some(),
+        &old_text,
+        &new_text,
+        color_stdout(),
     ));
     if args.dry_run {
         settings::say(&format!("dry run: {} was not changed.", path.display()));
@@ -154,12 +156,12 @@ fn run(args: &InstallArgs, action: Action) -> anyhow::Result<()> {
         None => settings::say(&format!("Wrote {}.", path.display())),
     }
     match action {
-        Action::Install => settings::say(&format!(
-            "New Claude Code sessions will send to ccotel; check the set-up with `ccotel doctor`."
-        )),
-        Action::Uninstall => settings::say(&format!(
-            "New Claude Code sessions will no longer send to ccotel."
-        )),
+        Action::Install => settings::say(
+            "New Claude Code sessions will send to ccotel; check the set-up with `ccotel doctor`.",
+        ),
+        Action::Uninstall => {
+            settings::say("New Claude Code sessions will no longer send to ccotel.")
+        }
     }
     Ok(())
 }
@@ -347,7 +349,11 @@ fn already_installed(groups: &[Value], wanted: &Value, hook_url: &str) -> bool {
         return false;
     };
     let same = |k: &str| handler.get(k) == wanted.get(k);
-    settings::matches_everything(matcher) && same("type") && same("command") && same("url")
+    settings::matches_everything(matcher)
+        && same("type")
+        && same("command")
+        && same("url")
+        && same("timeout")
 }
 
 /// Removes ccotel's handlers from an event's groups, and the groups left

@@ -67,6 +67,9 @@ pub struct QueryArgs {
     /// instead of the local store.
     #[arg(long, env = "CCOTEL_SERVER")]
     pub server: Option<String>,
+    /// The server's token (server.token), for `--server`.
+    #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// The local store directory [default: the user's data dir].
     #[arg(long, env = "CCOTEL_STORE_PATH")]
     pub store: Option<PathBuf>,
@@ -132,6 +135,9 @@ pub struct TailArgs {
     /// The ccotel to watch (its gRPC port).
     #[arg(long, env = "CCOTEL_SERVER", default_value = "http://127.0.0.1:4317")]
     pub server: String,
+    /// The server's token (server.token).
+    #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print one JSON object per span.
     #[arg(long)]
     pub json: bool,
@@ -251,4 +257,7 @@ pub struct HookArgs {
     /// Where undeliverable events wait [default: <data dir>/ccotel/spool].
     #[arg(long, env = "CCOTEL_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
+    /// The token ccotel was given (server.token), sent as a bearer token.
+    #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }

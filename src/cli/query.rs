@@ -24,7 +24,7 @@ async fn source(q: &QueryArgs) -> anyhow::Result<Source> {
         .store
         .clone()
         .unwrap_or_else(crate::config::default_store_path);
-    Source::open(q.server.as_deref(), &store).await
+    Source::open(q.server.as_deref(), q.token.as_deref(), &store).await
 }
 
 /// `--since 2h` / `--since 7d` / `--since 2026-11-01` as unix ns.
@@ -454,23 +454,18 @@ pub fn stats(args: &StatsArgs) -> anyhow::Result<()> {
 
 /// `ccotel tail`.
 pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
-    use crate::query::pb::query_client::QueryClient;
     use crate::query::pb::TailRequest;
     let style = Style::detect();
     runtime()?.block_on(async {
-        let mut client = QueryClient::connect(args.server.clone())
+        let mut client = crate::query::source::connect(&args.server, args.token.as_deref())
             .await
-            .with_context(|| {
-                format!(
-                    "cannot reach ccotel at {} (is `ccotel serve` running?)",
-                    args.server
-                )
-            })?;
+            .context("is `ccotel serve` running?")?;
         let mut stream = client
             .tail(TailRequest {
                 session_id_prefix: args.session.clone().unwrap_or_default(),
             })
-            .await?
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();
         while let Some(span) = stream.message().await? {
             let Some(rec) = crate::query::span_from_pb(&span) else {

@@ -42,13 +42,18 @@ impl OtlpClient {
     /// down at start-up is only an error when a send fails.
     pub fn new(config: &ExporterConfig) -> anyhow::Result<OtlpClient> {
         let channel = match config.protocol() {
-            Protocol::Grpc => Some(
-                tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
-                    .timeout(config.timeout)
-                    .connect_timeout(config.timeout)
-                    .tcp_nodelay(true)
-                    .connect_lazy(),
-            ),
+            Protocol::Grpc => {
+                let mut endpoint =
+                    tonic::transport::Endpoint::from_shared(config.endpoint.clone())?
+                        .timeout(config.timeout)
+                        .connect_timeout(config.timeout)
+                        .tcp_nodelay(true);
+                if config.endpoint.starts_with("https://") {
+                    endpoint = endpoint
+                        .tls_config(tonic::transport::ClientTlsConfig::new().with_webpki_roots())?;
+                }
+                Some(endpoint.connect_lazy())
+            }
             _ => None,
         };
         let http = reqwest::Client::builder()

@@ -11,22 +11,67 @@ use crate::store::Store;
 use anyhow::Context;
 use std::path::Path;
 
+/// Adds `Authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone, Default)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> anyhow::Result<Bearer> {
+        Ok(Bearer(
+            token
+                .map(|t| format!("Bearer {t}").parse())
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("the token holds characters a header cannot carry"))?,
+        ))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A query client for a remote ccotel.
+pub type Remote =
+    QueryClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>>;
+
+/// Connects to a ccotel's query API.
+pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Remote> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("{url:?} is not a URL"))?;
+    if url.starts_with("https://") {
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .with_webpki_roots()
+                .with_enabled_roots(),
+        )?;
+    }
+    let channel = endpoint
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach ccotel's query API at {url}"))?;
+    Ok(QueryClient::with_interceptor(channel, Bearer::new(token)?))
+}
+
 /// A local store or a remote ccotel.
 pub enum Source {
     Local(Store),
-    Remote(QueryClient<tonic::transport::Channel>),
+    Remote(Remote),
 }
 
 impl Source {
     /// The remote query API at `server`, or else the store under `store_dir`.
-    pub async fn open(server: Option<&str>, store_dir: &Path) -> anyhow::Result<Source> {
+    pub async fn open(
+        server: Option<&str>,
+        token: Option<&str>,
+        store_dir: &Path,
+    ) -> anyhow::Result<Source> {
         match server {
-            Some(url) => {
-                let client = QueryClient::connect(url.to_string())
-                    .await
-                    .with_context(|| format!("cannot reach ccotel's query API at {url}"))?;
-                Ok(Source::Remote(client))
-            }
+            Some(url) => Ok(Source::Remote(connect(url, token).await?)),
             None => {
                 if !store_dir.join("ccotel.db").exists() {
                     anyhow::bail!(
@@ -51,7 +96,8 @@ impl Source {
                     filter: Some(filter),
                     limit,
                 })
-                .await?
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
                 .into_inner()
                 .sessions
             }

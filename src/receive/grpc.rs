@@ -82,6 +82,13 @@ impl TraceService for OtlpGrpc {
     }
 }
 
+/// Access and transport security of the gRPC port.
+#[derive(Default)]
+pub struct GrpcOptions {
+    pub auth: super::auth::Auth,
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
 /// Serves OTLP/gRPC on an already-bound listener until `shutdown` resolves.
 /// TCP_NODELAY is set on every accepted connection: without it, small
 /// responses on concurrent streams wait for delayed ACKs (tens of ms at p99).
@@ -90,11 +97,19 @@ pub async fn serve(
     ingest: Ingest,
     max_body: usize,
     routes: tonic::service::Routes,
+    options: GrpcOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let svc = OtlpGrpc::new(ingest);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
+        .layer(tonic::service::InterceptorLayer::new(
+            options.auth.interceptor(),
+        ))
         .add_routes(routes)
         .add_service(
             LogsServiceServer::new(svc.clone())

@@ -35,19 +35,50 @@ pub struct HttpState {
     pub ingest: Ingest,
     pub max_body: usize,
     pub registry: Arc<Registry>,
+    pub auth: super::auth::Auth,
 }
 
 /// The HTTP routes.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let guarded = Router::new()
         .route("/v1/logs", post(otlp::<ExportLogsServiceRequest>))
         .route("/v1/metrics", post(otlp::<ExportMetricsServiceRequest>))
         .route("/v1/traces", post(otlp::<ExportTraceServiceRequest>))
         .route("/v1/hooks", post(hook))
-        .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    Router::new()
+        .merge(guarded)
+        .route("/healthz", get(health))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Refuses requests without the configured token (`/healthz` stays open for
+/// probes and holds no data).
+async fn require_token(
+    State(state): State<HttpState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if state.auth.check(header) {
+        return next.run(request).await;
+    }
+    state.ingest.stats.inc(&state.ingest.stats.unauthorized);
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({ "code": tonic::Code::Unauthenticated as i32, "message": super::auth::REFUSED }).to_string(),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
 }
 
 /// Serves HTTP on an already-bound listener until `shutdown` resolves, then
@@ -57,13 +88,33 @@ pub async fn serve(
     state: HttpState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_tls(listener, state, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when a server config is given.
+pub async fn serve_tls(
+    listener: TcpListener,
+    state: HttpState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(config) => {
+            let listener = super::tls::TlsListener::new(listener, config)?;
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn health(State(state): State<HttpState>) -> Response {

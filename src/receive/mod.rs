@@ -4,10 +4,12 @@
 //! channel is answered with 503 / UNAVAILABLE so the sender retries later;
 //! memory never grows without bound.
 
+pub mod auth;
 pub mod decode;
 pub mod grpc;
 pub mod http;
 pub mod signal;
+pub mod tls;
 pub mod validate;
 
 use crate::model::Event;

@@ -366,11 +366,6 @@ async fn plugin_hooks_reach_ccotel(claude: &Path) {
              stored hook events (name, session, transport): {stored:?}; /healthz: {health}"
         );
     }
-    assert_eq!(
-        stored.len() as u64,
-        hook_events,
-        "every hook event counted at /healthz is stored"
-    );
     eprintln!(
         "plugin test: {hook_events} hook events through the plugin ({:?}); claude -p took {:?}",
         stored

@@ -463,3 +463,172 @@ async fn a_truncated_60kb_body_is_accepted_and_the_call_still_merged() {
     let spans = fixtures::spans_from_otlp(&backend.received().traces);
     crate::merge::check_facts(scenario, &spans, "truncated bodies");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_door_but_healthz_is_locked() {
+    let mut config = Config::default();
+    config.server.token = Some("t0ken-for-tests".into());
+    let app = spawn_app(config).await;
+    let hook = r#"{"session_id":"s","hook_event_name":"Stop"}"#;
+    let post = |auth: Option<&'static str>| {
+        let mut r = app
+            .client
+            .post(app.url("/v1/hooks"))
+            .header("content-type", "application/json")
+            .body(hook);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let r = post(None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("Authorization: Bearer"));
+    assert_eq!(post(Some("Bearer wrong")).await.unwrap().status(), 401);
+    assert_eq!(
+        post(Some("Bearer t0ken-for-tests")).await.unwrap().status(),
+        200
+    );
+    let r = app
+        .client
+        .post(app.url("/v1/logs"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // gRPC: OTLP and the query API.
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        logs_service_client::LogsServiceClient, ExportLogsServiceRequest,
+    };
+    let mut client = LogsServiceClient::connect(format!("http://{}", app.grpc))
+        .await
+        .unwrap();
+    let err = client
+        .export(ExportLogsServiceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let mut req = tonic::Request::new(ExportLogsServiceRequest::default());
+    req.metadata_mut()
+        .insert("authorization", "Bearer t0ken-for-tests".parse().unwrap());
+    client.export(req).await.unwrap();
+
+    // The hook command and the CLI pass the token along.
+    let endpoint = app.url("/v1/hooks");
+    let spool = tempfile::tempdir().unwrap();
+    let grpc = format!("http://{}", app.grpc);
+    let (with, without_cli, with_cli) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ccotel"))
+            .args(["hook", "--endpoint", &endpoint, "--spool-dir"])
+            .arg(spool.path())
+            .env("CCOTEL_TOKEN", "t0ken-for-tests")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(hook.as_bytes())
+            .unwrap();
+        let with = child.wait().unwrap();
+        let run = |token: Option<&str>| {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ccotel"));
+            c.args(["sessions", "--json", "--server", &grpc]);
+            match token {
+                Some(t) => c.env("CCOTEL_TOKEN", t),
+                None => c.env_remove("CCOTEL_TOKEN"),
+            };
+            c.output().unwrap()
+        };
+        (with, run(None), run(Some("t0ken-for-tests")))
+    })
+    .await
+    .unwrap();
+    assert!(with.success());
+    assert!(!without_cli.status.success());
+    assert!(String::from_utf8_lossy(&without_cli.stderr).contains("token"));
+    assert!(
+        with_cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_cli.stderr)
+    );
+    let health = app.health().await;
+    assert_eq!(health["receive"]["hook_events"], 2);
+    assert!(health["receive"]["unauthorized"].as_u64().unwrap() >= 4);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_receivers_speak_tls() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut config = Config::default();
+    config.server.tls = Some(ccotel::config::TlsConfig {
+        cert: cert_path,
+        key: key_path,
+    });
+    let app = spawn_app(config).await;
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/hooks", app.http.port());
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"session_id":"s","hook_event_name":"Stop"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Plain HTTP to the TLS port gets nowhere.
+    assert!(app.client.get(app.url("/healthz")).send().await.is_err());
+
+    use opentelemetry_proto::tonic::collector::logs::v1::{
+        logs_service_client::LogsServiceClient, ExportLogsServiceRequest,
+    };
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", app.grpc.port()))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(cert.cert.pem()))
+                    .domain_name("localhost"),
+            )
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    LogsServiceClient::new(channel)
+        .export(ExportLogsServiceRequest::default())
+        .await
+        .unwrap();
+    app.shutdown().await;
+}

@@ -289,7 +289,7 @@ fn http_hooks_everywhere_but_session_start() {
     let s = read_json(&path);
     assert_eq!(
         our_handler(&s, "PreToolUse"),
-        json!({ "type": "http", "url": "http://127.0.0.1:14318/v1/hooks" })
+        json!({ "type": "http", "url": "http://127.0.0.1:14318/v1/hooks", "timeout": 5 })
     );
     let start = our_handler(&s, "SessionStart");
     assert_eq!(start["type"], "command");

@@ -528,6 +528,7 @@ async fn a_full_queue_answers_503_and_unavailable() {
         ingest: ingest.clone(),
         max_body: 1 << 20,
         registry: registry.clone(),
+        auth: Default::default(),
     };
     tokio::spawn(ccotel::receive::http::serve(
         listener,
@@ -541,6 +542,7 @@ async fn a_full_queue_answers_503_and_unavailable() {
         ingest,
         1 << 20,
         tonic::service::Routes::default(),
+        Default::default(),
         std::future::pending(),
     ));
     let client = reqwest::Client::new();

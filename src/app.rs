@@ -37,11 +37,18 @@ pub async fn run(
     )?;
 
     let self_metrics = crate::self_metrics::start(&config.self_metrics, registry.clone())?;
-    let store = crate::store::Store::open(&config.store.path)?;
+    let (store, quarantined) = crate::store::Store::open_or_recover(&config.store.path)?;
+    if let Some(moved) = quarantined {
+        tracing::error!(
+            moved_to = %moved.display(),
+            "the store file was damaged: it was moved aside and a new store started; sessions in progress could not be rebuilt"
+        );
+    }
     let redactor =
         crate::redact::Redactor::new(config.redaction.secrets, &config.redaction.patterns)?;
     let mut engine = crate::merge::Engine::new(config.merge.clone(), Some(store))
         .with_retention(config.store.retention)
+        .with_stats(registry.stats.clone())
         .with_redactor(Arc::new(redactor));
     let feed = crate::query::server::feed();
     engine.restore();

@@ -46,12 +46,13 @@ counters!(Stats {
     unauthorized,
     refused_full,
     merged_spans,
-    dropped_merge_output,
+    store_errors,
 });
 
 counters!(ExporterStats {
     enqueued,
     queued,
+    queue_write_errors,
     dropped_queue_full,
     sent_requests,
     sent_items,

@@ -141,6 +141,7 @@ impl FanOut {
                     }
                 }
                 Err(err) => {
+                    route.stats.add(&route.stats.queue_write_errors, 1);
                     route.stats.add(&route.stats.dropped_queue_full, e.records);
                     tracing::error!(exporter = %route.name, error = %err, "cannot queue for this exporter; item dropped");
                 }

@@ -96,8 +96,28 @@ fn signal_of(s: &str) -> Option<Signal> {
 }
 
 impl DiskQueue {
-    /// Opens `<dir>/<name>.db`, keeping what an earlier run left unsent.
+    /// Opens `<dir>/<name>.db`, keeping what an earlier run left unsent. A
+    /// damaged file is moved aside (and logged) and a new queue started.
     pub fn open(dir: &Path, name: &str, max_bytes: u64) -> Result<DiskQueue, QueueError> {
+        match DiskQueue::open_inner(dir, name, max_bytes) {
+            Err(e) if crate::store::is_corruption(&e.source) => {
+                match crate::store::quarantine(&e.path) {
+                    Ok(moved) => tracing::error!(
+                        exporter = name,
+                        moved_to = %moved.display(),
+                        "the exporter queue file was damaged: moved aside, starting an empty queue"
+                    ),
+                    Err(q) => {
+                        tracing::error!(exporter = name, error = %q, "cannot move the damaged queue file aside")
+                    }
+                }
+                DiskQueue::open_inner(dir, name, max_bytes)
+            }
+            other => other,
+        }
+    }
+
+    fn open_inner(dir: &Path, name: &str, max_bytes: u64) -> Result<DiskQueue, QueueError> {
         let safe: String = name
             .chars()
             .map(|c| {

@@ -53,6 +53,7 @@ pub struct Engine {
     store: Option<Store>,
     retention: Duration,
     redactor: Option<Arc<crate::redact::Redactor>>,
+    stats: Option<Arc<Stats>>,
 }
 
 impl Engine {
@@ -66,6 +67,7 @@ impl Engine {
             store,
             retention: Duration::from_secs(30 * 24 * 3600),
             redactor: None,
+            stats: None,
         }
     }
 
@@ -74,6 +76,18 @@ impl Engine {
     pub fn with_redactor(mut self, redactor: Arc<crate::redact::Redactor>) -> Engine {
         self.redactor = Some(redactor);
         self
+    }
+
+    /// Counts store failures where an operator sees them.
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Engine {
+        self.stats = Some(stats);
+        self
+    }
+
+    fn store_failed(&self) {
+        if let Some(s) = &self.stats {
+            s.inc(&s.store_errors);
+        }
     }
 
     /// Redacts one input in place (before it is stored or forwarded).
@@ -120,6 +134,9 @@ impl Engine {
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.append(&routed) {
                 tracing::error!(error = %e, "write-ahead to the store failed; merging continues in memory");
+                if let Some(s) = &self.stats {
+                    s.inc(&s.store_errors);
+                }
             }
         }
         for event in events {
@@ -335,18 +352,24 @@ impl Engine {
         let Some(store) = self.store.as_mut() else {
             return;
         };
+        let mut failures = 0;
         for e in exports {
             if let Err(err) = store
                 .save_spans(&e.session, &e.spans)
                 .and_then(|_| store.save_meta(&e.session, &e.meta))
             {
+                failures += 1;
                 tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
             }
         }
         for sid in &closing {
             if let Err(err) = store.close_session(sid) {
+                failures += 1;
                 tracing::error!(error = %err, session = %sid, "cannot mark the session closed");
             }
+        }
+        for _ in 0..failures {
+            self.store_failed();
         }
     }
 }

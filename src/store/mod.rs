@@ -135,6 +135,35 @@ impl Store {
         Ok(Store { conn, path })
     }
 
+    /// Opens the store for `serve`: a file that is not a readable database
+    /// is moved aside (its path is returned) and a fresh store started, so a
+    /// corrupted file never keeps ccotel down.
+    pub fn open_or_recover(dir: &Path) -> Result<(Store, Option<PathBuf>), StoreError> {
+        match Store::open(dir).and_then(|s| s.check().map(|_| s)) {
+            Ok(s) => Ok((s, None)),
+            Err(StoreError::Sqlite { source, .. }) if is_corruption(&source) => {
+                let moved = quarantine(&dir.join("ccotel.db"))?;
+                Ok((Store::open(dir)?, Some(moved)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads the schema and a page of each table: enough to notice a file
+    /// that is not (or no longer) a database.
+    fn check(&self) -> Result<(), StoreError> {
+        for table in ["events", "sessions", "spans", "session_meta"] {
+            self.conn
+                .query_row(
+                    &format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)"),
+                    [],
+                    |_| Ok(()),
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -416,6 +445,29 @@ impl Store {
             .map(|v| v == Some(1))
             .map_err(|e| self.err(e))
     }
+}
+
+/// Whether an error means the file is damaged rather than busy or full.
+pub fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Moves a damaged database (and its WAL and shared-memory files) aside.
+pub fn quarantine(db: &Path) -> Result<PathBuf, StoreError> {
+    let stamp = crate::model::event::unix_nanos(std::time::SystemTime::now()) / 1_000_000_000;
+    let target = db.with_extension(format!("db.corrupt-{stamp}"));
+    std::fs::rename(db, &target).map_err(|source| StoreError::Io {
+        path: db.to_path_buf(),
+        source,
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", db.display()));
+        let _ = std::fs::rename(&side, format!("{}{suffix}", target.display()));
+    }
+    Ok(target)
 }
 
 /// The store's name for a span kind.

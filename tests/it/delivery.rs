@@ -150,12 +150,12 @@ async fn throttling_with_retry_after_is_honoured() {
 }
 
 /// A `ccotel serve` process, for the tests that kill it.
-struct Serve {
+pub struct Serve {
     child: Child,
-    http: String,
+    pub http: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -164,7 +164,17 @@ fn free_port() -> u16 {
 }
 
 impl Serve {
-    async fn start(config: &str, dir: &std::path::Path) -> Serve {
+    pub async fn start(config: &str, dir: &std::path::Path) -> Serve {
+        Serve::start_limited(config, dir, None).await
+    }
+
+    /// Starts under a file-size limit (KiB) when given: writes beyond it
+    /// fail as they would on a full disk.
+    pub async fn start_limited(
+        config: &str,
+        dir: &std::path::Path,
+        file_limit_kib: Option<u64>,
+    ) -> Serve {
         let http = free_port();
         let grpc = free_port();
         let path = dir.join("ccotel.toml");
@@ -175,9 +185,26 @@ impl Serve {
             dir.join("store").display()
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ccotel"))
-            .args(["serve", "--config"])
-            .arg(&path)
+        let mut command = match file_limit_kib {
+            // SIGXFSZ ignored: writes past the limit fail with EFBIG instead
+            // of killing the process, like ENOSPC on a full disk.
+            Some(kib) => {
+                let mut c = Command::new("bash");
+                c.arg("-c")
+                    .arg(format!(
+                        "trap '' XFSZ; ulimit -f {kib}; exec \"$0\" serve --config \"$1\""
+                    ))
+                    .arg(env!("CARGO_BIN_EXE_ccotel"))
+                    .arg(&path);
+                c
+            }
+            None => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_ccotel"));
+                c.args(["serve", "--config"]).arg(&path);
+                c
+            }
+        };
+        let child = command
             .env("CCOTEL_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("stderr-{http}.log"))).unwrap())
@@ -207,13 +234,13 @@ impl Serve {
         serve
     }
 
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         // SIGKILL: no flush, no goodbye.
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) {
+    pub fn terminate(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();

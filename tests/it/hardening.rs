@@ -632,3 +632,116 @@ async fn both_receivers_speak_tls() {
         .unwrap();
     app.shutdown().await;
 }
+
+fn stderr_of(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_counted_and_receiving_goes_on() {
+    use crate::delivery::{free_port, Serve};
+    let dir = tempfile::tempdir().unwrap();
+    // The exporter's backend is down, so its queue has to grow on disk.
+    let config = format!(
+        "[merge]\ngrace_period = \"100ms\"\nread_transcripts = false\n\
+         [[exporters]]\nname = \"down\"\ntype = \"otlp\"\nendpoint = \"http://127.0.0.1:{}\"\n",
+        free_port()
+    );
+    let serve = Serve::start_limited(&config, dir.path(), Some(256)).await;
+    let client = reqwest::Client::new();
+    let logs: Vec<Vec<u8>> = fixtures::otlp("tools-basic")
+        .into_iter()
+        .filter(|c| c.path == "/v1/logs")
+        .map(|c| c.body)
+        .collect();
+    let mut accepted = 0;
+    for round in 0..6 {
+        for body in &logs {
+            let r = client
+                .post(format!("{}/v1/logs", serve.http))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "round {round}: receiving goes on");
+            accepted += 1;
+        }
+    }
+    // Every accepted request is either queued or counted as dropped, once the
+    // merge engine has worked through them (failing writes are slow).
+    let mut health = Value::Null;
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < until {
+        health = client
+            .get(format!("{}/healthz", serve.http))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let e = &health["exporters"]["down"];
+        if e["enqueued"].as_u64().unwrap() + e["queue_write_errors"].as_u64().unwrap() >= accepted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    serve.terminate();
+    let log = stderr_of(dir.path());
+    assert!(accepted > 10);
+    let store_errors = health["receive"]["store_errors"].as_u64().unwrap();
+    let queue_errors = health["exporters"]["down"]["queue_write_errors"]
+        .as_u64()
+        .unwrap();
+    assert!(store_errors + queue_errors > 0, "{health}\n{log}");
+    assert!(
+        log.contains("ccotel.db") || log.contains("down.db"),
+        "the errors name the file: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_store_is_moved_aside_and_ccotel_starts() {
+    use crate::delivery::Serve;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("queues")).unwrap();
+    std::fs::write(store.join("ccotel.db"), vec![0xA5u8; 64 * 1024]).unwrap();
+    std::fs::write(
+        store.join("queues/sink.db"),
+        b"this is not a database, not at all",
+    )
+    .unwrap();
+    let config =
+        "[[exporters]]\nname = \"sink\"\ntype = \"otlp\"\nendpoint = \"http://127.0.0.1:9\"\n";
+    let serve = Serve::start(config, dir.path()).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/hooks", serve.http))
+        .header("content-type", "application/json")
+        .body(r#"{"session_id":"s","hook_event_name":"Stop"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    serve.terminate();
+    let names: Vec<String> = files_under(&store)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("ccotel.db.corrupt-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("sink.db.corrupt-")),
+        "{names:?}"
+    );
+    let log = stderr_of(dir.path());
+    assert!(log.contains("damaged") && log.contains("moved"), "{log}");
+}

@@ -1,7 +1,7 @@
 //! The one integration-test binary.
 
 mod cli;
-mod delivery;
+pub mod delivery;
 mod hardening;
 mod hook_client;
 mod install;

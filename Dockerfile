@@ -1,6 +1,8 @@
 # ccotel as a container: `docker build -t ccotel .`, then
-#   docker run -p 127.0.0.1:4317:4317 -p 127.0.0.1:4318:4318 -v ccotel-store:/var/lib/ccotel ccotel
-# See README.md "Deploy" and docker-compose.yml.
+#   docker run -e CCOTEL_TOKEN -p 4317:4317 -p 4318:4318 -v ccotel-store:/var/lib/ccotel ccotel
+# Listening beyond loopback, ccotel requires a token (CCOTEL_TOKEN, or
+# server.token) unless its config sets server.allow_unauthenticated; /healthz
+# stays open. See README.md "Deploy" and "Security", and docker-compose.yml.
 
 # --- builder: the README's release build, with the CI's Rust toolchain ------
 FROM rust:1.95-slim-trixie AS builder
@@ -8,8 +10,9 @@ WORKDIR /src
 # The build context is filtered by .dockerignore: the sources, Cargo.lock,
 # build.rs and proto/, no target/.
 COPY . .
-# deploy/check.sh checks that this is the README's release build and runs it
-# on the same context. The cache mounts keep crates and objects between builds.
+# deploy/check.sh checks that this is the README's release build and compiles
+# the same filtered context (CCOTEL_DEPLOY_FULL_BUILD=1: runs this very
+# command). The cache mounts keep crates and objects between builds.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
@@ -17,11 +20,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:trixie-slim
-# busybox: `wget` for the HEALTHCHECK; ca-certificates for HTTPS backends.
+# busybox: `wget` for the HEALTHCHECK (ccotel carries its own TLS roots).
 # Unpinned on purpose: the image takes Debian's security updates at build time.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends busybox ca-certificates \
+    && apt-get install -y --no-install-recommends busybox \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 ccotel \
     && useradd --system --uid 10001 --gid ccotel --home-dir /var/lib/ccotel \

@@ -11,7 +11,7 @@
 //!
 //! See BENCHMARKS.md for the method, the commands and the results.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use opentelemetry_proto::tonic::collector::{
@@ -161,6 +161,10 @@ struct IngestArgs {
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout_s: u64,
+    /// Also run ccotel with `[redaction] secrets = false`, to show what
+    /// secret redaction costs.
+    #[arg(long)]
+    ablation: bool,
 }
 
 #[derive(Args)]
@@ -502,6 +506,8 @@ fn scratch(common: &Common, tag: &str) -> Result<PathBuf> {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Kind {
     Ccotel,
+    /// ccotel with `[redaction] secrets = false` (an ablation).
+    CcotelNoRedaction,
     Rotel,
 }
 
@@ -509,6 +515,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Ccotel => "ccotel",
+            Kind::CcotelNoRedaction => "ccotel, redaction off",
             Kind::Rotel => "rotel",
         }
     }
@@ -521,6 +528,8 @@ struct CcotelOpts {
     signals: &'static str,
     grace: String,
     queue_bytes: Option<u64>,
+    /// `[redaction] secrets = false` (an ablation: what redaction costs).
+    no_redaction: bool,
 }
 
 impl Default for CcotelOpts {
@@ -530,6 +539,7 @@ impl Default for CcotelOpts {
             signals: r#"["traces", "metrics", "logs"]"#,
             grace: "10s".into(),
             queue_bytes: None,
+            no_redaction: false,
         }
     }
 }
@@ -572,6 +582,9 @@ impl Server {
             dir.join("store").display(),
             opts.grace
         );
+        if opts.no_redaction {
+            cfg.push_str("\n[redaction]\nsecrets = false\n");
+        }
         if let Some(sink) = opts.sink {
             cfg.push_str(&format!(
                 "\n[[exporters]]\nname = \"sink\"\ntype = \"otlp\"\nendpoint = \"http://{sink}\"\nprotocol = \"http/protobuf\"\nsignals = {}\n",
@@ -707,6 +720,15 @@ impl Server {
     fn health(&self) -> Option<Value> {
         let (st, body) = http_request(self.http, "GET", "/healthz", "", b"", &[]).ok()?;
         (st == 200).then(|| serde_json::from_slice(&body).ok())?
+    }
+
+    /// SIGKILL at once (when what it would flush at shutdown does not matter).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// SIGTERM, then SIGKILL after 20 s.
@@ -1428,51 +1450,24 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
             },
         )?;
         for &n in &a.concurrency {
-            let rounds = a.requests.max(1);
-            let barrier = Arc::new(std::sync::Barrier::new(n));
-            let mut handles = Vec::new();
-            for w in 0..n {
-                let barrier = barrier.clone();
-                let bodies = bodies.clone();
-                let addr = server.http;
-                let (gap, new_conn) = (a.gap_us, a.new_conn);
-                handles.push(std::thread::spawn(move || -> Result<(Vec<f64>, u64)> {
-                    let mut conn = Conn::new(addr);
-                    let mut lat = Vec::with_capacity(rounds);
-                    let mut errors = 0;
-                    // Warm the connection outside the measurement.
-                    let _ = conn.request("GET", "/healthz", "", b"", &[], new_conn);
-                    for r in 0..rounds {
-                        barrier.wait();
-                        let body = &bodies[(r * n + w + rep * 7919) % bodies.len()];
-                        let t = Instant::now();
-                        match conn.request(
-                            "POST",
-                            "/v1/hooks",
-                            "application/json",
-                            body,
-                            &[],
-                            new_conn,
-                        ) {
-                            Ok((200..=299, _)) => lat.push(t.elapsed().as_secs_f64() * 1e6),
-                            _ => errors += 1,
-                        }
-                        if gap > 0 {
-                            std::thread::sleep(Duration::from_micros(gap));
-                        }
-                    }
-                    Ok((lat, errors))
-                }));
-            }
-            let mut lat = Vec::new();
-            let mut errors = 0;
-            for h in handles {
-                let (l, e) = h.join().map_err(|_| anyhow!("sender panicked"))??;
-                lat.extend(l);
-                errors += e;
-            }
+            let cpu0 = server.cpu();
+            let (lat, errors) = hook_rounds(
+                server.http,
+                n,
+                a.requests.max(1),
+                Duration::from_micros(a.gap_us),
+                &bodies,
+                rep,
+                a.new_conn,
+            )?;
+            // Let the merge engine finish what the hooks started.
+            rt.block_on(server.settle(Duration::from_millis(300), Duration::from_secs(10)));
+            let cpu = server.cpu() - cpu0;
             let s = sorted(lat);
             let row = format!("{n} sender(s)");
+            table
+                .fig(&row, "server CPU µs/hook")
+                .push(cpu * 1e6 / s.len().max(1) as f64);
             table.fig(&row, "p50 µs").push(pct(&s, 0.50));
             table.fig(&row, "p90 µs").push(pct(&s, 0.90));
             table.fig(&row, "p99 µs").push(pct(&s, 0.99));
@@ -1499,6 +1494,7 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
             ("max µs", 0),
             ("requests", 0),
             ("errors", 0),
+            ("server CPU µs/hook", 0),
         ],
     );
     table.write_json(
@@ -1509,6 +1505,125 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
         },
         c.json.as_deref(),
     )
+}
+
+/// `rounds` rounds of `n` concurrent hook POSTs from one client thread (a
+/// single-threaded event loop, so client-side thread scheduling does not
+/// pollute the figures); each latency runs from the request's own write to
+/// the end of its reply.
+fn hook_rounds(
+    addr: SocketAddr,
+    n: usize,
+    rounds: usize,
+    gap: Duration,
+    bodies: &[Vec<u8>],
+    rep: usize,
+    new_conn: bool,
+) -> Result<(Vec<f64>, u64)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut conns: Vec<Option<tokio::net::TcpStream>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(if new_conn {
+                None
+            } else {
+                let s = tokio::net::TcpStream::connect(addr).await?;
+                s.set_nodelay(true)?;
+                Some(s)
+            });
+        }
+        let mut lat = Vec::with_capacity(rounds * n);
+        let mut errors = 0u64;
+        for r in 0..rounds {
+            let futs = conns.iter_mut().enumerate().map(|(w, slot)| {
+                let body = &bodies[(r * n + w + rep * 7919) % bodies.len()];
+                async move {
+                    let t = Instant::now();
+                    let status = async_post(addr, slot, "/v1/hooks", body, new_conn).await;
+                    (t.elapsed(), status)
+                }
+            });
+            for (d, status) in futures::future::join_all(futs).await {
+                match status {
+                    Ok(200..=299) => lat.push(d.as_secs_f64() * 1e6),
+                    _ => errors += 1,
+                }
+            }
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+        }
+        anyhow::Ok((lat, errors))
+    })
+}
+
+/// One HTTP/1.1 JSON POST on `slot` (connecting when empty); returns the
+/// status once the whole reply is read.
+async fn async_post(
+    addr: SocketAddr,
+    slot: &mut Option<tokio::net::TcpStream>,
+    path: &str,
+    body: &[u8],
+    close: bool,
+) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if slot.is_none() {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        *slot = Some(s);
+    }
+    let stream = slot.as_mut().expect("connected");
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        if close { "Connection: close\r\n" } else { "" }
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let result = async {
+        stream.write_all(&req).await?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 2048];
+        let head_end = loop {
+            let k = stream.read(&mut chunk).await?;
+            if k == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..k]);
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let k = stream.read(&mut chunk).await?;
+            if k == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buf.extend_from_slice(&chunk[..k]);
+        }
+        Ok(status)
+    }
+    .await;
+    if result.is_err() || close {
+        *slot = None;
+    }
+    result
 }
 
 // ---------------------------------------------------------------------------
@@ -1833,13 +1948,14 @@ async fn ingest_once(
 ) -> Result<IngestRun> {
     let sink = Sink::start().await?;
     let server = match kind {
-        Kind::Ccotel => Server::start_ccotel(
+        Kind::Ccotel | Kind::CcotelNoRedaction => Server::start_ccotel(
             c,
             &CcotelOpts {
                 sink: Some(sink.addr),
                 signals: r#"["traces", "logs"]"#,
                 grace: grace.to_string(),
                 queue_bytes: None,
+                no_redaction: kind == Kind::CcotelNoRedaction,
             },
         )?,
         Kind::Rotel => Server::start_rotel(c, rotel.expect("rotel path"), sink.addr)?,
@@ -1873,7 +1989,7 @@ async fn ingest_once(
             expect_logs
         );
     }
-    if kind == Kind::Ccotel {
+    if kind != Kind::Rotel {
         // Merged spans leave after the grace period: wait for it, then for
         // the server to go idle, so their cost is counted.
         let grace_d = humantime::parse_duration(grace).unwrap_or(Duration::from_secs(10));
@@ -1905,6 +2021,9 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let mut kinds = vec![Kind::Ccotel];
     if rotel.is_some() {
         kinds.push(Kind::Rotel);
+    }
+    if a.ablation {
+        kinds.push(Kind::CcotelNoRedaction);
     }
     let timeout = Duration::from_secs(a.timeout_s);
     for transport in &a.transport {
@@ -2043,14 +2162,14 @@ async fn grpc_tail(a: GrpcTailArgs) -> Result<()> {
         for &kind in &kinds {
             let sink = Sink::start().await?;
             let server = match kind {
-                Kind::Ccotel => Server::start_ccotel(
+                Kind::Rotel => Server::start_rotel(c, rotel.as_deref().expect("rotel"), sink.addr)?,
+                _ => Server::start_ccotel(
                     c,
                     &CcotelOpts {
                         sink: Some(sink.addr),
                         ..Default::default()
                     },
                 )?,
-                Kind::Rotel => Server::start_rotel(c, rotel.as_deref().expect("rotel"), sink.addr)?,
             };
             let interval = Duration::from_secs_f64(a.streams as f64 / a.rate as f64);
             let per_stream = total / a.streams;
@@ -2529,7 +2648,8 @@ async fn stalled(a: StalledArgs) -> Result<()> {
         stop.store(true, Ordering::Relaxed);
         let sent = load.await??;
         let h = server.health().unwrap_or_default();
-        server.stop();
+        // Its exporter would wait out the shutdown flush on the dead backend.
+        server.kill();
         let half = samples.len() / 2;
         let rss_second_half: Vec<f64> = samples[half..]
             .iter()
@@ -2602,7 +2722,7 @@ async fn freshness(a: FreshnessArgs) -> Result<()> {
                 sink: Some(sink.addr),
                 signals: r#"["traces"]"#,
                 grace: a.grace.clone(),
-                queue_bytes: None,
+                ..Default::default()
             },
         )?;
         let http = reqwest::Client::builder().http1_only().build()?;

@@ -5,8 +5,9 @@
 //! installs `ccotel@ccotel` into an isolated HOME and config dir, and runs
 //! `claude -p` against a tiny fake of the Anthropic Messages API. The plugin's
 //! hooks run `ccotel hook` (the built binary, put on the CLI's PATH) with
-//! `CCOTEL_HOOK_ENDPOINT` pointing at an in-process ccotel, whose `/healthz`
-//! and store must then show the session's hook events.
+//! `CCOTEL_HOOK_ENDPOINT` and `CCOTEL_TOKEN` pointing at an in-process ccotel
+//! that requires the token, as a gateway does; its `/healthz` and store must
+//! then show the session's hook events.
 //!
 //! Without `CLAUDE_BIN` that test is skipped, unless `CI` is set, where it
 //! fails. The other tests check that the plugin's hooks are the ones ccotel
@@ -38,6 +39,9 @@ const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The marketplace name in `deploy/claude-plugin/.claude-plugin/marketplace.json`.
 const MARKETPLACE: &str = "ccotel";
+
+/// The in-process ccotel's `server.token`.
+const TOKEN: &str = "deploy-test-token";
 
 /// What the fake API answers to every model call.
 const REPLY: &str = "Hello from the fake Anthropic API.";
@@ -72,6 +76,11 @@ fn plugin_hooks_are_the_events_ccotel_uses() {
         assert_eq!(handlers.len(), 1, "{event}");
         assert_eq!(handlers[0]["type"], "command", "{event}");
         assert_eq!(handlers[0]["command"], "ccotel hook", "{event}");
+        // Like `ccotel install`: should ccotel ever hang, Claude Code moves on.
+        assert!(
+            handlers[0]["timeout"].as_u64().is_some_and(|t| t <= 10),
+            "{event}"
+        );
     }
 
     // The marketplace lists the plugin directory, under the same name and
@@ -132,14 +141,36 @@ fn yaml_block_scalar(yaml: &str, key: &str) -> String {
         .collect()
 }
 
-/// Loads a config text the way `ccotel serve --config` does, with the API
-/// keys set and no CCOTEL_* variables.
-fn load_config(name: &str, text: &str) -> Result<ccotel::config::Config, String> {
+/// A variable the Dockerfile sets with `ENV NAME=value`.
+fn dockerfile_env(name: &str) -> String {
+    let dockerfile = std::fs::read_to_string(repo_file("Dockerfile")).unwrap();
+    let at = dockerfile
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("the Dockerfile sets no {name}"));
+    dockerfile[at + name.len() + 1..]
+        .split(|c: char| c.is_whitespace() || c == '\\')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Loads a config text the way `ccotel serve --config` does in the image:
+/// its listen addresses from the Dockerfile (beyond loopback), the API keys
+/// set, and `CCOTEL_TOKEN` when `token` is given.
+fn load_config(text: &str, token: Option<&str>) -> Result<ccotel::config::Config, String> {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
+    let path = dir.path().join("ccotel.toml");
     std::fs::write(&path, text).unwrap();
-    let env =
-        |k: &str| (k.ends_with("_API_KEY") || k == "COLLECTOR_TOKEN").then(|| format!("test-{k}"));
+    let grpc = dockerfile_env("CCOTEL_SERVER_GRPC");
+    let http = dockerfile_env("CCOTEL_SERVER_HTTP");
+    assert!(grpc.starts_with("0.0.0.0:") && http.starts_with("0.0.0.0:"));
+    let env = |k: &str| match k {
+        "CCOTEL_SERVER_GRPC" => Some(grpc.clone()),
+        "CCOTEL_SERVER_HTTP" => Some(http.clone()),
+        "CCOTEL_TOKEN" => token.map(str::to_string),
+        k if k.ends_with("_API_KEY") || k == "COLLECTOR_TOKEN" => Some(format!("test-{k}")),
+        _ => None,
+    };
     ccotel::config::Config::load(Some(&path), &env, &Default::default()).map_err(|e| e.to_string())
 }
 
@@ -155,7 +186,9 @@ fn signal_names(signals: &[ccotel::model::Signal]) -> Vec<&'static str> {
 fn compose_config_loads_with_and_without_its_examples() {
     use ccotel::config::Protocol;
     let text = std::fs::read_to_string(repo_file("deploy/compose/ccotel.toml")).unwrap();
-    let c = load_config("ccotel.toml", &text).unwrap();
+    // Published on the host's loopback only: no token needed.
+    let c = load_config(&text, None).unwrap();
+    assert!(c.server.allow_unauthenticated);
     assert_eq!(exporter_names(&c), ["jaeger"]);
     let jaeger = &c.exporters[0];
     assert_eq!(jaeger.endpoint, "http://jaeger:4317");
@@ -163,7 +196,7 @@ fn compose_config_loads_with_and_without_its_examples() {
     assert_eq!(signal_names(&jaeger.signals), ["traces"]);
 
     let all = uncomment_examples(&text);
-    let c = load_config("ccotel.toml", &all).unwrap_or_else(|e| panic!("{e}\n{all}"));
+    let c = load_config(&all, None).unwrap_or_else(|e| panic!("{e}\n{all}"));
     assert_eq!(
         exporter_names(&c),
         [
@@ -182,7 +215,12 @@ fn compose_config_loads_with_and_without_its_examples() {
 fn kubernetes_config_loads_with_and_without_its_examples() {
     let yaml = std::fs::read_to_string(repo_file("deploy/kubernetes/configmap.yaml")).unwrap();
     let text = yaml_block_scalar(&yaml, "ccotel.toml");
-    let c = load_config("ccotel.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // A gateway listens beyond loopback: without the Secret's token ccotel
+    // refuses to start, with it it loads.
+    let err = load_config(&text, None).unwrap_err();
+    assert!(err.contains("token"), "{err}");
+    let c = load_config(&text, Some("team-token")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(c.server.token.as_deref(), Some("team-token"));
     assert_eq!(exporter_names(&c), ["braintrust"]);
     assert!(!c.merge.read_transcripts, "a gateway reads no transcripts");
     // The key comes from the Secret through ${BRAINTRUST_API_KEY}.
@@ -192,7 +230,7 @@ fn kubernetes_config_loads_with_and_without_its_examples() {
     );
 
     let all = uncomment_examples(&text);
-    let c = load_config("ccotel.toml", &all).unwrap_or_else(|e| panic!("{e}\n{all}"));
+    let c = load_config(&all, Some("team-token")).unwrap_or_else(|e| panic!("{e}\n{all}"));
     assert_eq!(
         exporter_names(&c),
         ["braintrust", "honeycomb", "datadog", "collector"]
@@ -428,6 +466,8 @@ fn environment(dirs: &Dirs, api: &str, ccotel_http: std::net::SocketAddr) -> Vec
             "CCOTEL_HOOK_ENDPOINT",
             format!("http://{ccotel_http}/v1/hooks"),
         ),
+        // Sent by `ccotel hook` as a bearer token.
+        ("CCOTEL_TOKEN", TOKEN.into()),
         // A loaded CI machine gets more than the default 300 ms.
         ("CCOTEL_HOOK_TIMEOUT_MS", "3000".into()),
     ]
@@ -521,6 +561,8 @@ impl Ccotel {
     async fn start(store: &Path) -> Ccotel {
         let mut config = ccotel::config::Config::default();
         config.store.path = store.to_path_buf();
+        // As a team gateway would: every hook must carry the token.
+        config.server.token = Some(TOKEN.into());
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = http.local_addr().unwrap();

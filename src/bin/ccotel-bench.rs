@@ -99,6 +99,25 @@ struct Common {
     /// Keep the servers' logs and stores (printed at the end).
     #[arg(long)]
     keep: bool,
+    /// How long to wait past the grace period for merged spans, and the
+    /// window in which the server must stay idle to count as settled, ms.
+    #[arg(long, default_value_t = 1500)]
+    settle_ms: u64,
+    /// Run every ccotel with `[redaction] secrets = false` (an ablation:
+    /// what secret redaction costs).
+    #[arg(long)]
+    no_redaction: bool,
+}
+
+impl Common {
+    /// Extra wait after the grace period.
+    fn after_grace(&self) -> Duration {
+        Duration::from_millis(self.settle_ms)
+    }
+    /// The idle window of [`Server::settle`].
+    fn idle_window(&self) -> Duration {
+        Duration::from_millis(self.settle_ms.clamp(50, 500))
+    }
 }
 
 #[derive(Args, Clone)]
@@ -148,8 +167,8 @@ struct IngestArgs {
     /// Records per request.
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     per_request: Vec<usize>,
-    /// Records per run at 1, 10 and 100 records per request (scaled
-    /// linearly between); overrides with a single number.
+    /// Records per run [default: 10k at 1 record/request, 30k up to 10,
+    /// 60k above].
     #[arg(long)]
     records: Option<usize>,
     /// Requests in flight.
@@ -397,6 +416,10 @@ impl Table {
             }
             println!("{line}");
         }
+        println!(
+            "\n_Machine CPU pressure at the end (PSI, /proc/pressure/cpu): `{}`_",
+            cpu_pressure()
+        );
     }
 
     fn write_json(&self, bench: &str, path: Option<&Path>) -> Result<()> {
@@ -454,6 +477,29 @@ fn cpu_secs(pid: u32) -> f64 {
     (utime + stime) / clk_tck()
 }
 
+/// Time the process's threads spent runnable but waiting for a CPU, ns
+/// (`/proc/<pid>/task/*/schedstat`, living threads): on a shared machine,
+/// latency that is not the server's own doing.
+fn runq_wait_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The machine's CPU pressure (PSI "some" line), to tell how busy the shared
+/// machine was.
+fn cpu_pressure() -> String {
+    std::fs::read_to_string("/proc/pressure/cpu")
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 /// (VmRSS, VmHWM) in KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -508,6 +554,8 @@ enum Kind {
     Ccotel,
     /// ccotel with `[redaction] secrets = false` (an ablation).
     CcotelNoRedaction,
+    /// ccotel with the built-in patterns rewritten to ASCII word boundaries.
+    CcotelAsciiRedaction,
     Rotel,
 }
 
@@ -516,6 +564,7 @@ impl Kind {
         match self {
             Kind::Ccotel => "ccotel",
             Kind::CcotelNoRedaction => "ccotel, redaction off",
+            Kind::CcotelAsciiRedaction => "ccotel, ASCII \\b redaction",
             Kind::Rotel => "rotel",
         }
     }
@@ -530,6 +579,10 @@ struct CcotelOpts {
     queue_bytes: Option<u64>,
     /// `[redaction] secrets = false` (an ablation: what redaction costs).
     no_redaction: bool,
+    /// The built-in redaction patterns given as `[redaction] patterns` with
+    /// ASCII word boundaries (`(?-u:\b)`) instead of Unicode ones (an
+    /// ablation: what a cheaper regex would cost).
+    ascii_redaction: bool,
 }
 
 impl Default for CcotelOpts {
@@ -540,6 +593,7 @@ impl Default for CcotelOpts {
             grace: "10s".into(),
             queue_bytes: None,
             no_redaction: false,
+            ascii_redaction: false,
         }
     }
 }
@@ -582,7 +636,9 @@ impl Server {
             dir.join("store").display(),
             opts.grace
         );
-        if opts.no_redaction {
+        if opts.ascii_redaction {
+            cfg.push_str(&ascii_redaction_config());
+        } else if opts.no_redaction || common.no_redaction {
             cfg.push_str("\n[redaction]\nsecrets = false\n");
         }
         if let Some(sink) = opts.sink {
@@ -703,6 +759,10 @@ impl Server {
         rss_kib(self.pid)
     }
 
+    fn runq_wait_s(&self) -> f64 {
+        runq_wait_ns(self.pid) as f64 / 1e9
+    }
+
     /// Waits until the process used less than 20 ms of CPU over `window`,
     /// at most `max`.
     async fn settle(&self, window: Duration, max: Duration) {
@@ -755,6 +815,24 @@ impl Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// `[redaction]` with the built-in patterns (and the URL-password one) as
+/// extra patterns whose word boundaries are ASCII-only: the same secrets are
+/// found in ASCII text, and the regex engine's lazy DFA no longer has to give
+/// way to the much slower PikeVM on non-ASCII input.
+fn ascii_redaction_config() -> String {
+    const URL_PASSWORD: &str = r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@";
+    let patterns: Vec<String> = ccotel::redact::BUILTIN
+        .iter()
+        .map(|(_, re)| *re)
+        .chain([URL_PASSWORD])
+        .map(|re| toml::Value::String(re.replace(r"\b", r"(?-u:\b)")).to_string())
+        .collect();
+    format!(
+        "\n[redaction]\nsecrets = false\npatterns = [{}]\n",
+        patterns.join(", ")
+    )
 }
 
 fn rotel_bin(arg: &RotelArg) -> Option<PathBuf> {
@@ -1451,6 +1529,7 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
         )?;
         for &n in &a.concurrency {
             let cpu0 = server.cpu();
+            let wait0 = server.runq_wait_s();
             let (lat, errors) = hook_rounds(
                 server.http,
                 n,
@@ -1461,10 +1540,14 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
                 a.new_conn,
             )?;
             // Let the merge engine finish what the hooks started.
-            rt.block_on(server.settle(Duration::from_millis(300), Duration::from_secs(10)));
+            rt.block_on(server.settle(c.idle_window(), Duration::from_secs(10)));
             let cpu = server.cpu() - cpu0;
+            let wait = server.runq_wait_s() - wait0;
             let s = sorted(lat);
             let row = format!("{n} sender(s)");
+            table
+                .fig(&row, "server run-queue wait µs/hook")
+                .push(wait * 1e6 / s.len().max(1) as f64);
             table
                 .fig(&row, "server CPU µs/hook")
                 .push(cpu * 1e6 / s.len().max(1) as f64);
@@ -1495,6 +1578,7 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
             ("requests", 0),
             ("errors", 0),
             ("server CPU µs/hook", 0),
+            ("server run-queue wait µs/hook", 0),
         ],
     );
     table.write_json(
@@ -1948,7 +2032,7 @@ async fn ingest_once(
 ) -> Result<IngestRun> {
     let sink = Sink::start().await?;
     let server = match kind {
-        Kind::Ccotel | Kind::CcotelNoRedaction => Server::start_ccotel(
+        Kind::Ccotel | Kind::CcotelNoRedaction | Kind::CcotelAsciiRedaction => Server::start_ccotel(
             c,
             &CcotelOpts {
                 sink: Some(sink.addr),
@@ -1956,6 +2040,7 @@ async fn ingest_once(
                 grace: grace.to_string(),
                 queue_bytes: None,
                 no_redaction: kind == Kind::CcotelNoRedaction,
+                ascii_redaction: kind == Kind::CcotelAsciiRedaction,
             },
         )?,
         Kind::Rotel => Server::start_rotel(c, rotel.expect("rotel path"), sink.addr)?,
@@ -1993,10 +2078,10 @@ async fn ingest_once(
         // Merged spans leave after the grace period: wait for it, then for
         // the server to go idle, so their cost is counted.
         let grace_d = humantime::parse_duration(grace).unwrap_or(Duration::from_secs(10));
-        tokio::time::sleep_until((sent_at + grace_d + Duration::from_millis(1500)).into()).await;
+        tokio::time::sleep_until((sent_at + grace_d + c.after_grace()).into()).await;
     }
     server
-        .settle(Duration::from_millis(500), Duration::from_secs(30))
+        .settle(c.idle_window(), Duration::from_secs(30))
         .await;
     let cpu = server.cpu() - cpu0;
     let rss = server.rss().0;
@@ -2024,14 +2109,15 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     }
     if a.ablation {
         kinds.push(Kind::CcotelNoRedaction);
+        kinds.push(Kind::CcotelAsciiRedaction);
     }
     let timeout = Duration::from_secs(a.timeout_s);
     for transport in &a.transport {
         for &k in &a.per_request {
             let total = a.records.unwrap_or(match k {
-                1 => 20_000,
-                2..=10 => 60_000,
-                _ => 150_000,
+                1 => 10_000,
+                2..=10 => 30_000,
+                _ => 60_000,
             });
             let (logs, spans, sessions) = ingest_requests(&templates, k, total, 3);
             let expect_logs: u64 = logs.iter().map(log_count).sum();
@@ -2174,6 +2260,7 @@ async fn grpc_tail(a: GrpcTailArgs) -> Result<()> {
             let interval = Duration::from_secs_f64(a.streams as f64 / a.rate as f64);
             let per_stream = total / a.streams;
             let t0 = tokio::time::Instant::now() + Duration::from_millis(200);
+            let (cpu0, wait0, wall0) = (server.cpu(), server.runq_wait_s(), Instant::now());
             let mut tasks = Vec::new();
             for st in 0..a.streams {
                 let ch =
@@ -2189,13 +2276,24 @@ async fn grpc_tail(a: GrpcTailArgs) -> Result<()> {
                     let _ = client.export(logs[st].clone()).await;
                     let mut lat = Vec::with_capacity(per_stream);
                     let mut errors = 0u64;
+                    let mut prev_done = tokio::time::Instant::now();
                     for i in 0..per_stream {
                         let at = t0 + offset + interval.mul_f64(i as f64);
                         tokio::time::sleep_until(at).await;
+                        // A start delayed by the previous (slow) answer
+                        // counts from the scheduled time, so stalls are not
+                        // hidden (coordinated omission); a start delayed
+                        // only by this client's timer (up to ~1 ms late)
+                        // counts from the actual send.
+                        let start = if prev_done > at {
+                            at
+                        } else {
+                            tokio::time::Instant::now()
+                        };
                         let req = logs[(st + i * 4 + rep) % logs.len()].clone();
                         let r = client.export(req).await;
-                        // From the scheduled time: a late start counts.
-                        let l = at.elapsed().as_secs_f64() * 1e3;
+                        prev_done = tokio::time::Instant::now();
+                        let l = (prev_done - start).as_secs_f64() * 1e3;
                         match r {
                             Ok(_) => lat.push(l),
                             Err(_) => errors += 1,
@@ -2211,9 +2309,15 @@ async fn grpc_tail(a: GrpcTailArgs) -> Result<()> {
                 lat.extend(l);
                 errors += e;
             }
+            let wall = wall0.elapsed().as_secs_f64();
+            let (cpu, wait) = (server.cpu() - cpu0, server.runq_wait_s() - wait0);
             server.stop();
             let s = sorted(lat);
             let row = kind.name();
+            table.fig(row, "server CPU %").push(cpu * 100.0 / wall);
+            table
+                .fig(row, "server run-queue wait ms/s")
+                .push(wait * 1e3 / wall);
             table.fig(row, "p50 ms").push(pct(&s, 0.5));
             table.fig(row, "p90 ms").push(pct(&s, 0.9));
             table.fig(row, "p99 ms").push(pct(&s, 0.99));
@@ -2236,6 +2340,8 @@ async fn grpc_tail(a: GrpcTailArgs) -> Result<()> {
             ("max ms", 2),
             ("requests", 0),
             ("errors", 0),
+            ("server CPU %", 1),
+            ("server run-queue wait ms/s", 1),
         ],
     );
     table.write_json("grpc-tail", c.json.as_deref())
@@ -2494,9 +2600,9 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 }
             };
             let sent_at = Instant::now();
-            tokio::time::sleep_until((sent_at + grace + Duration::from_millis(1500)).into()).await;
+            tokio::time::sleep_until((sent_at + grace + c.after_grace()).into()).await;
             server
-                .settle(Duration::from_millis(500), Duration::from_secs(120))
+                .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
             let caught_up = sent_at.elapsed().as_secs_f64() - grace.as_secs_f64();
             let cpu = server.cpu() - cpu0;
@@ -2505,9 +2611,9 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             let ends = held.len() as u64;
             send_held(server.http, held, 8, deadline).await?;
             let ended_at = Instant::now();
-            tokio::time::sleep_until((ended_at + grace + Duration::from_millis(1500)).into()).await;
+            tokio::time::sleep_until((ended_at + grace + c.after_grace()).into()).await;
             server
-                .settle(Duration::from_millis(500), Duration::from_secs(120))
+                .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
             let cpu_all = server.cpu() - cpu0;
             let (ended_rss, hwm) = server.rss();

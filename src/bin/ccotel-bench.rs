@@ -47,6 +47,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::enum_variant_names)]
 enum Cmd {
     /// HTTP hook POST → 2xx latency, 1 and N concurrent senders.
     HookHttp(HookHttpArgs),
@@ -233,6 +234,12 @@ struct SessionsArgs {
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
+    /// After the sessions ended, have the server call glibc's
+    /// `malloc_trim(0)` (through gdb, when installed) and read RSS again:
+    /// tells memory still held by sessions from memory freed but kept by
+    /// the allocator.
+    #[arg(long)]
+    trim_probe: bool,
 }
 
 #[derive(Args)]
@@ -827,7 +834,10 @@ fn ascii_redaction_config() -> String {
         .iter()
         .map(|(_, re)| *re)
         .chain([URL_PASSWORD])
-        .map(|re| toml::Value::String(re.replace(r"\b", r"(?-u:\b)")).to_string())
+        .map(|re| {
+            let unicode = re.replace(r"(?-u:\b)", r"\b");
+            toml::Value::String(unicode.replace(r"\b", r"(?-u:\b)")).to_string()
+        })
         .collect();
     format!(
         "\n[redaction]\nsecrets = false\npatterns = [{}]\n",
@@ -1826,7 +1836,7 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
             .fig("ccotel hook, bridge down", "spooled")
             .push(spooled as f64);
         table
-            .fig("ccotel hook, bridge up", "delivered (bridge count)")
+            .fig("ccotel hook, bridge up", "events at bridge (both clients)")
             .push(delivered as f64);
         server.stop();
         if !c.keep {
@@ -1845,7 +1855,7 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
             ("max ms", 2),
             ("p50 / true", 2),
             ("spooled", 0),
-            ("delivered (bridge count)", 0),
+            ("events at bridge (both clients)", 0),
         ],
     );
     table.write_json("hook-cmd", c.json.as_deref())
@@ -2019,6 +2029,7 @@ struct IngestRun {
     rss_kib: u64,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn ingest_once(
     c: &Common,
     kind: Kind,
@@ -2032,17 +2043,19 @@ async fn ingest_once(
 ) -> Result<IngestRun> {
     let sink = Sink::start().await?;
     let server = match kind {
-        Kind::Ccotel | Kind::CcotelNoRedaction | Kind::CcotelAsciiRedaction => Server::start_ccotel(
-            c,
-            &CcotelOpts {
-                sink: Some(sink.addr),
-                signals: r#"["traces", "logs"]"#,
-                grace: grace.to_string(),
-                queue_bytes: None,
-                no_redaction: kind == Kind::CcotelNoRedaction,
-                ascii_redaction: kind == Kind::CcotelAsciiRedaction,
-            },
-        )?,
+        Kind::Ccotel | Kind::CcotelNoRedaction | Kind::CcotelAsciiRedaction => {
+            Server::start_ccotel(
+                c,
+                &CcotelOpts {
+                    sink: Some(sink.addr),
+                    signals: r#"["traces", "logs"]"#,
+                    grace: grace.to_string(),
+                    queue_bytes: None,
+                    no_redaction: kind == Kind::CcotelNoRedaction,
+                    ascii_redaction: kind == Kind::CcotelAsciiRedaction,
+                },
+            )?
+        }
         Kind::Rotel => Server::start_rotel(c, rotel.expect("rotel path"), sink.addr)?,
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -2604,7 +2617,6 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             server
                 .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
-            let caught_up = sent_at.elapsed().as_secs_f64() - grace.as_secs_f64();
             let cpu = server.cpu() - cpu0;
             let (active_rss, active_hwm) = server.rss();
             // End every session, let the spans go out, then measure again.
@@ -2617,6 +2629,27 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 .await;
             let cpu_all = server.cpu() - cpu0;
             let (ended_rss, hwm) = server.rss();
+            if a.trim_probe {
+                let trimmed = Command::new("gdb")
+                    .args([
+                        "-p",
+                        &server.pid.to_string(),
+                        "-batch",
+                        "-ex",
+                        "call (int) malloc_trim(0)",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if trimmed {
+                    table
+                        .fig(&format!("{n} sessions"), "ended RSS after malloc_trim MiB")
+                        .push(server.rss().0 as f64 / 1024.0);
+                } else {
+                    note("gdb not available; no malloc_trim probe");
+                }
+            }
             let store = dir_size(&server.dir.join("store"));
             let spans = sink.spans();
             server.stop();
@@ -2643,7 +2676,9 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             table
                 .fig(&row, "records/s offered")
                 .push(replay.records as f64 / replay.elapsed.as_secs_f64());
-            table.fig(&row, "catch-up s").push(caught_up.max(0.0));
+            table
+                .fig(&row, "replay s")
+                .push(replay.elapsed.as_secs_f64());
             table
                 .fig(&row, "refused (retried)")
                 .push(replay.retries as f64);
@@ -2672,11 +2707,12 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             ("KiB/active session", 1),
             ("ended RSS MiB", 1),
             ("KiB/ended session", 2),
+            ("ended RSS after malloc_trim MiB", 1),
             ("peak RSS MiB", 1),
             ("CPU µs/record", 1),
             ("CPU µs/request", 1),
             ("records/s offered", 0),
-            ("catch-up s", 1),
+            ("replay s", 1),
             ("refused (retried)", 0),
             ("store MiB", 1),
             ("merged spans out", 0),

@@ -234,12 +234,11 @@ struct SessionsArgs {
     /// Give up on a run after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
-    /// After the sessions ended, have the server call glibc's
-    /// `malloc_trim(0)` (through gdb, when installed) and read RSS again:
-    /// tells memory still held by sessions from memory freed but kept by
-    /// the allocator.
+    /// After the sessions ended, replay as many new sessions again (and end
+    /// them) and read RSS once more: if it barely grows, the first wave's
+    /// memory was freed and reused (kept by the allocator, not by ccotel).
     #[arg(long)]
-    trim_probe: bool,
+    second_wave: bool,
 }
 
 #[derive(Args)]
@@ -843,6 +842,16 @@ fn ascii_redaction_config() -> String {
         "\n[redaction]\nsecrets = false\npatterns = [{}]\n",
         patterns.join(", ")
     )
+}
+
+/// A server left behind by an error is killed, never orphaned.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn rotel_bin(arg: &RotelArg) -> Option<PathBuf> {
@@ -2629,26 +2638,26 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 .await;
             let cpu_all = server.cpu() - cpu0;
             let (ended_rss, hwm) = server.rss();
-            if a.trim_probe {
-                let trimmed = Command::new("gdb")
-                    .args([
-                        "-p",
-                        &server.pid.to_string(),
-                        "-batch",
-                        "-ex",
-                        "call (int) malloc_trim(0)",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if trimmed {
-                    table
-                        .fig(&format!("{n} sessions"), "ended RSS after malloc_trim MiB")
-                        .push(server.rss().0 as f64 / 1024.0);
-                } else {
-                    note("gdb not available; no malloc_trim probe");
-                }
+            if a.second_wave {
+                let (_, held) = replay_sessions(
+                    server.http,
+                    templates.clone(),
+                    n as u64..2 * n as u64,
+                    run,
+                    a.workers.min(n),
+                    None,
+                    deadline,
+                )
+                .await?;
+                send_held(server.http, held, 8, deadline).await?;
+                let at = Instant::now();
+                tokio::time::sleep_until((at + grace + c.after_grace()).into()).await;
+                server
+                    .settle(c.idle_window(), Duration::from_secs(120))
+                    .await;
+                table
+                    .fig(&format!("{n} sessions"), "RSS after a 2nd wave MiB")
+                    .push(server.rss().0 as f64 / 1024.0);
             }
             let store = dir_size(&server.dir.join("store"));
             let spans = sink.spans();
@@ -2707,7 +2716,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             ("KiB/active session", 1),
             ("ended RSS MiB", 1),
             ("KiB/ended session", 2),
-            ("ended RSS after malloc_trim MiB", 1),
+            ("RSS after a 2nd wave MiB", 1),
             ("peak RSS MiB", 1),
             ("CPU µs/record", 1),
             ("CPU µs/request", 1),

@@ -42,7 +42,12 @@ pub enum LookupError {
     Store(#[from] StoreError),
 }
 
+/// A LIKE pattern matching text that contains `s`; empty (no filter) for an
+/// empty `s`.
 fn like(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
     format!(
         "%{}%",
         s.replace('\\', "\\\\")
@@ -113,16 +118,7 @@ impl Store {
         limit: u32,
         only: &str,
     ) -> Result<Vec<SessionSummary>, StoreError> {
-        let project = if filter.project.is_empty() {
-            String::new()
-        } else {
-            like(&filter.project)
-        };
-        let model = if filter.model.is_empty() {
-            String::new()
-        } else {
-            like(&filter.model)
-        };
+        let (project, model) = (like(&filter.project), like(&filter.model));
         let limit = if limit == 0 { 50 } else { limit };
         let mut stmt = self
             .conn
@@ -205,16 +201,7 @@ impl Store {
                                        AND x.model LIKE ?3 ESCAPE '\\'))
              GROUP BY k ORDER BY k"
         );
-        let project = if filter.project.is_empty() {
-            String::new()
-        } else {
-            like(&filter.project)
-        };
-        let model = if filter.model.is_empty() {
-            String::new()
-        } else {
-            like(&filter.model)
-        };
+        let (project, model) = (like(&filter.project), like(&filter.model));
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![filter.since_unix_nano, project, model], |r| {

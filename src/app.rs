@@ -54,14 +54,14 @@ pub async fn run(
     engine.restore();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let merge = tokio::spawn(crate::merge::run(
+    let merge = crate::merge::engine::spawn(
         rx,
         fanout,
         stop_rx.clone(),
         engine,
         registry.stats.clone(),
         feed.clone(),
-    ));
+    )?;
 
     let auth = receive::auth::Auth::new(config.server.token.as_deref());
     let (http_tls, grpc_tls) = match &config.server.tls {

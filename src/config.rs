@@ -98,7 +98,9 @@ pub struct ServerConfig {
     /// Events buffered between the receivers and the merge engine; when full,
     /// receivers answer 503 / UNAVAILABLE. Default 4096.
     pub queue_events: usize,
-    /// Bytes buffered between the receivers and the merge engine. Default 256 MiB.
+    /// Bytes (as received) buffered between the receivers and the merge
+    /// engine. Decoded events take several times their wire size, so this
+    /// bounds memory under overload. Default 32 MiB.
     pub queue_bytes: usize,
     /// A shared secret every client must send as `Authorization: Bearer
     /// <token>` (OTLP, hooks and the query API; `/healthz` stays open).
@@ -127,7 +129,7 @@ impl Default for ServerConfig {
             http: "127.0.0.1:4318".into(),
             max_body_bytes: 8 * 1024 * 1024,
             queue_events: 4096,
-            queue_bytes: 256 * 1024 * 1024,
+            queue_bytes: 32 * 1024 * 1024,
             token: None,
             allow_unauthenticated: false,
             tls: None,

@@ -48,11 +48,42 @@ pub const BUILTIN: &[(&str, &str)] = &[
 /// Passwords in URLs (`scheme://user:password@host`): only the password goes.
 const URL_PASSWORD: &str = r"(?i)(?-u:\b)([a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^@\s/]+@";
 
+/// What the private-key pattern looks for first: enough to tell that a key
+/// may be present, without the `\z` of the full pattern.
+const PRIVATE_KEY_HEADER: &str = r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----";
+
 /// A set of patterns and what to replace them with.
 pub struct Redactor {
     set: RegexSet,
     patterns: Vec<(String, Regex)>,
     url_password: Option<Regex>,
+    /// The patterns loosened so that they can run over a whole protobuf
+    /// message at once: a message with no hit has no secret in any of its
+    /// strings. `None` when a custom pattern cannot be loosened that way.
+    whole: Option<regex::bytes::RegexSet>,
+}
+
+/// A pattern that matches wherever `pattern` matches inside any string of a
+/// protobuf message, when run over the encoded message; `None` if the
+/// pattern depends on where a string starts or ends (anchors, boundaries).
+///
+/// Protobuf stores strings as contiguous UTF-8, so a match inside a string
+/// is also a match in the message, except where the pattern looks at the
+/// string's edges: word boundaries (the byte before a string is its length)
+/// and anchors. Built-in boundaries are dropped (that only adds matches);
+/// custom patterns with anchors or boundaries disable the shortcut.
+fn loosened(pattern: &str) -> Option<String> {
+    if pattern == BUILTIN[0].1 {
+        return Some(PRIVATE_KEY_HEADER.to_string());
+    }
+    let p = pattern.replace(r"(?-u:\b)", "");
+    let anchored = ["\\b", "\\B", "\\A", "\\z", "\\Z", "$"]
+        .iter()
+        .any(|a| p.contains(a))
+        || p
+            .char_indices()
+            .any(|(i, c)| c == '^' && !p[..i].ends_with('['));
+    (!anchored).then_some(p)
 }
 
 impl std::fmt::Debug for Redactor {
@@ -85,10 +116,16 @@ impl Redactor {
         } else {
             None
         };
+        let whole = all
+            .iter()
+            .map(|p| loosened(p))
+            .collect::<Option<Vec<String>>>()
+            .and_then(|ps| regex::bytes::RegexSet::new(ps).ok());
         Ok(Redactor {
             set: RegexSet::new(&all)?,
             patterns,
             url_password,
+            whole,
         })
     }
 
@@ -155,12 +192,33 @@ impl Redactor {
             .sum()
     }
 
-    /// Redacts an input in place; returns how many strings changed.
+    /// Whether an encoded protobuf message certainly holds no secret, from
+    /// one scan of its bytes (much cheaper than visiting every string).
+    pub fn clean_protobuf(&self, encoded: &[u8]) -> bool {
+        self.whole.as_ref().is_some_and(|w| !w.is_match(encoded))
+    }
+
+    /// Redacts an input in place; returns how many strings changed. When the
+    /// event carries its protobuf encoding, one scan of it settles the common
+    /// case; a change clears the encoding, which no longer matches.
     pub fn event(&self, event: &mut Event) -> u64 {
         if self.is_empty() {
             return 0;
         }
-        match &mut event.payload {
+        if let Some(wire) = &event.wire {
+            if self.clean_protobuf(wire) {
+                return 0;
+            }
+        }
+        let n = self.payload(&mut event.payload);
+        if n > 0 {
+            event.wire = None;
+        }
+        n
+    }
+
+    fn payload(&self, payload: &mut Payload) -> u64 {
+        match payload {
             Payload::Hook(h) => h.fields.values_mut().map(|v| self.json(v)).sum(),
             Payload::Logs(r) => {
                 let mut n = 0;

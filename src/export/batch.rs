@@ -48,17 +48,80 @@ pub enum Batch {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
+    /// A request already in protobuf form (`signal` is traces, metrics or
+    /// logs): sent as is over OTLP/HTTP protobuf, decoded for other protocols.
+    Encoded { signal: Signal, body: Vec<u8> },
 }
 
 impl Batch {
-    /// The OTLP/HTTP path for this batch.
-    pub fn path(&self) -> &'static str {
+    /// Traces, metrics or logs.
+    pub fn signal(&self) -> Signal {
         match self {
-            Batch::Traces(_) => "/v1/traces",
-            Batch::Metrics(_) => "/v1/metrics",
-            Batch::Logs(_) => "/v1/logs",
+            Batch::Traces(_) => Signal::Traces,
+            Batch::Metrics(_) => Signal::Metrics,
+            Batch::Logs(_) => Signal::Logs,
+            Batch::Encoded { signal, .. } => *signal,
         }
     }
+
+    /// The OTLP/HTTP path for this batch.
+    pub fn path(&self) -> &'static str {
+        match self.signal() {
+            Signal::Traces | Signal::NativeTraces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+        }
+    }
+
+    /// The typed request (decoding an encoded batch); `None` if the bytes do
+    /// not decode.
+    pub fn decoded(self) -> Option<Batch> {
+        use prost::Message;
+        let Batch::Encoded { signal, body } = self else {
+            return Some(self);
+        };
+        let b = &body[..];
+        Some(match signal {
+            Signal::Traces | Signal::NativeTraces => {
+                Batch::Traces(ExportTraceServiceRequest::decode(b).ok()?)
+            }
+            Signal::Metrics => Batch::Metrics(ExportMetricsServiceRequest::decode(b).ok()?),
+            Signal::Logs => Batch::Logs(ExportLogsServiceRequest::decode(b).ok()?),
+        })
+    }
+}
+
+/// Joins encoded items into at most one batch per signal, in first-seen
+/// order, without decoding them: protobuf's encoding of a message with a
+/// repeated field is the concatenation of the encodings of its parts, so
+/// the joined bytes are exactly the request [`join`] would build.
+pub fn concat(items: &[super::queue::Encoded]) -> Vec<(Batch, u64)> {
+    let mut out: Vec<(Batch, u64)> = Vec::new();
+    for item in items {
+        let key = match item.signal {
+            Signal::NativeTraces => Signal::Traces,
+            s => s,
+        };
+        let slot = match out.iter().position(|(b, _)| b.signal() == key) {
+            Some(i) => i,
+            None => {
+                out.push((
+                    Batch::Encoded {
+                        signal: key,
+                        body: Vec::new(),
+                    },
+                    0,
+                ));
+                out.len() - 1
+            }
+        };
+        let (batch, records) = &mut out[slot];
+        if let Batch::Encoded { body, .. } = batch {
+            body.extend_from_slice(&item.body);
+        }
+        *records += item.records;
+    }
+    out
 }
 
 /// Joins items into at most one batch per signal, in first-seen order. Merged

@@ -125,14 +125,31 @@ impl FanOut {
     /// A full queue drops its oldest items; a failing disk drops this item
     /// for that exporter. Both are counted and logged.
     pub fn send(&self, item: ExportItem) {
-        let signal = item.signal();
-        let mut encoded: Option<Encoded> = None;
-        for route in self.routes.iter().filter(|r| r.signals.contains(&signal)) {
-            let e = encoded.get_or_insert_with(|| Encoded::from_item(&item));
-            let pushed = route.shared.queue().push(e);
+        if self.wants(item.signal()) {
+            self.push(&[Encoded::from_item(&item)]);
+        }
+    }
+
+    /// Queues already-encoded items, each for every exporter that selects its
+    /// signal, in one disk transaction per exporter. The bytes are shared by
+    /// every queue, never copied or re-encoded.
+    pub fn push(&self, items: &[Encoded]) {
+        let mut mine: Vec<Encoded> = Vec::with_capacity(items.len());
+        for route in self.routes.iter() {
+            mine.clear();
+            mine.extend(
+                items
+                    .iter()
+                    .filter(|i| route.signals.contains(&i.signal))
+                    .cloned(),
+            );
+            if mine.is_empty() {
+                continue;
+            }
+            let pushed = route.shared.queue().push_all(&mine);
             match pushed {
                 Ok(p) => {
-                    route.stats.add(&route.stats.enqueued, 1);
+                    route.stats.add(&route.stats.enqueued, mine.len() as u64);
                     if p.dropped_items > 0 {
                         route
                             .stats
@@ -141,9 +158,10 @@ impl FanOut {
                     }
                 }
                 Err(err) => {
+                    let records: u64 = mine.iter().map(|e| e.records).sum();
                     route.stats.add(&route.stats.queue_write_errors, 1);
-                    route.stats.add(&route.stats.dropped_queue_full, e.records);
-                    tracing::error!(exporter = %route.name, error = %err, "cannot queue for this exporter; item dropped");
+                    route.stats.add(&route.stats.dropped_queue_full, records);
+                    tracing::error!(exporter = %route.name, error = %err, items = mine.len(), "cannot queue for this exporter; items dropped");
                 }
             }
             route

@@ -77,15 +77,27 @@ impl OtlpClient {
     }
 
     fn headers_for(&self, batch: &Batch) -> &[(String, String)] {
-        match batch {
-            Batch::Traces(_) => &self.headers[0],
-            Batch::Metrics(_) => &self.headers[1],
-            Batch::Logs(_) => &self.headers[2],
+        match batch.signal() {
+            Signal::Traces | Signal::NativeTraces => &self.headers[0],
+            Signal::Metrics => &self.headers[1],
+            Signal::Logs => &self.headers[2],
         }
+    }
+
+    /// Whether this backend takes protobuf bytes as they are, so that
+    /// encoded batches need no decoding.
+    pub fn sends_protobuf_bytes(&self) -> bool {
+        self.channel.is_none() && self.protocol != Protocol::HttpJson
     }
 
     /// One attempt to deliver `batch`.
     pub async fn send(&self, batch: &Batch) -> SendResult {
+        if matches!(batch, Batch::Encoded { .. }) && !self.sends_protobuf_bytes() {
+            return match batch.clone().decoded() {
+                Some(typed) => Box::pin(self.send(&typed)).await,
+                None => final_err("a queued item no longer decodes".into()),
+            };
+        }
         match (&self.channel, self.protocol) {
             (Some(channel), _) => self.send_grpc(channel.clone(), batch).await,
             (None, Protocol::HttpJson) => self.send_http(batch, true).await,
@@ -95,6 +107,10 @@ impl OtlpClient {
 
     async fn send_http(&self, batch: &Batch, json: bool) -> SendResult {
         let body = match (batch, json) {
+            (Batch::Encoded { body, .. }, false) => Ok(body.clone()),
+            (Batch::Encoded { .. }, true) => {
+                return final_err("an encoded batch reached the JSON encoder".into())
+            }
             (Batch::Traces(r), true) => serde_json::to_vec(r),
             (Batch::Metrics(r), true) => serde_json::to_vec(r),
             (Batch::Logs(r), true) => serde_json::to_vec(r),
@@ -198,6 +214,7 @@ impl OtlpClient {
             Batch::Traces(r) => call!(TraceServiceClient, r, rejected_spans),
             Batch::Metrics(r) => call!(MetricsServiceClient, r, rejected_data_points),
             Batch::Logs(r) => call!(LogsServiceClient, r, rejected_log_records),
+            Batch::Encoded { .. } => final_err("an encoded batch reached the gRPC client".into()),
         }
     }
 }
@@ -237,10 +254,10 @@ fn partial_success(batch: &Batch, body: &[u8], json: bool) -> (i64, String) {
                 .unwrap_or_default()
         }};
     }
-    match batch {
-        Batch::Traces(_) => read!(ExportTraceServiceResponse, rejected_spans),
-        Batch::Metrics(_) => read!(ExportMetricsServiceResponse, rejected_data_points),
-        Batch::Logs(_) => read!(ExportLogsServiceResponse, rejected_log_records),
+    match batch.signal() {
+        Signal::Traces | Signal::NativeTraces => read!(ExportTraceServiceResponse, rejected_spans),
+        Signal::Metrics => read!(ExportMetricsServiceResponse, rejected_data_points),
+        Signal::Logs => read!(ExportLogsServiceResponse, rejected_log_records),
     }
 }
 

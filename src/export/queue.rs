@@ -11,15 +11,17 @@ use opentelemetry_proto::tonic::collector::{
 };
 use prost::Message;
 use rusqlite::{params, Connection};
+use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// An item as stored: its signal, record count and protobuf body.
+/// An item as stored: its signal, record count and protobuf body. The body
+/// is shared, not copied, between every exporter's queue.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub signal: Signal,
     pub records: u64,
-    pub body: Arc<Vec<u8>>,
+    pub body: Bytes,
 }
 
 impl Encoded {
@@ -33,7 +35,7 @@ impl Encoded {
         Encoded {
             signal: item.signal(),
             records: item.records(),
-            body: Arc::new(body),
+            body: Bytes::from(body),
         }
     }
 
@@ -187,40 +189,59 @@ impl DiskQueue {
 
     /// Appends an item, dropping the oldest ones when over the byte budget.
     pub fn push(&mut self, item: &Encoded) -> Result<Pushed, QueueError> {
-        let size = item.body.len() as u64;
+        self.push_all(std::slice::from_ref(item))
+    }
+
+    /// Appends items in one transaction (one commit for a whole batch of
+    /// input), dropping the oldest ones when over the byte budget. On error
+    /// nothing of this call is kept.
+    pub fn push_all(&mut self, items: &[Encoded]) -> Result<Pushed, QueueError> {
+        let path = self.path.clone();
+        let err = |source| QueueError {
+            path: path.clone(),
+            source,
+        };
+        let (mut len, mut bytes) = (self.len, self.bytes);
         let mut pushed = Pushed::default();
-        while self.len > 0 && self.bytes + size > self.max_bytes {
-            let oldest: Option<(i64, i64, i64)> = self
-                .conn
-                .query_row(
-                    "SELECT id, records, length(body) FROM items ORDER BY id LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .ok();
-            let Some((id, records, len)) = oldest else {
-                break;
-            };
-            self.conn
-                .execute("DELETE FROM items WHERE id = ?1", [id])
-                .map_err(|e| self.err(e))?;
-            self.len -= 1;
-            self.bytes = self.bytes.saturating_sub(len as u64);
-            pushed.dropped_items += 1;
-            pushed.dropped_records += records as u64;
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut oldest = tx
+                .prepare_cached("SELECT id, records, length(body) FROM items ORDER BY id LIMIT 1")
+                .map_err(err)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM items WHERE id = ?1")
+                .map_err(err)?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO items (signal, records, body) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for item in items {
+                let size = item.body.len() as u64;
+                while len > 0 && bytes + size > self.max_bytes {
+                    let Ok((id, records, old)) = oldest.query_row([], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    }) else {
+                        break;
+                    };
+                    delete.execute([id]).map_err(err)?;
+                    len -= 1;
+                    bytes = bytes.saturating_sub(old as u64);
+                    pushed.dropped_items += 1;
+                    pushed.dropped_records += records as u64;
+                }
+                insert
+                    .execute(params![
+                        signal_name(item.signal),
+                        item.records as i64,
+                        &item.body[..]
+                    ])
+                    .map_err(err)?;
+                len += 1;
+                bytes += size;
+            }
         }
-        self.conn
-            .prepare_cached("INSERT INTO items (signal, records, body) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| {
-                s.execute(params![
-                    signal_name(item.signal),
-                    item.records as i64,
-                    &item.body[..]
-                ])
-            })
-            .map_err(|e| self.err(e))?;
-        self.len += 1;
-        self.bytes += size;
+        tx.commit().map_err(err)?;
+        self.len = len;
+        self.bytes = bytes;
         Ok(pushed)
     }
 
@@ -256,7 +277,7 @@ impl DiskQueue {
                 Encoded {
                     signal,
                     records: records as u64,
-                    body: Arc::new(body),
+                    body: Bytes::from(body),
                 },
             ));
         }

@@ -72,7 +72,8 @@ impl Transform {
         }
     }
 
-    fn is_identity(&self) -> bool {
+    /// Whether this exporter sends items exactly as they are.
+    pub fn is_identity(&self) -> bool {
         self.content == ContentPolicy::Keep
             && self.drop.is_empty()
             && self.braintrust_parent.is_none()

@@ -78,15 +78,21 @@ enum Outcome {
 impl Worker {
     /// Runs until shutdown, when the queue is empty or the deadline passed.
     pub async fn run(self) {
+        // Exporters without a transform that speak OTLP/HTTP protobuf send
+        // the queued bytes as they are: no decoding, no re-encoding.
+        let as_is = self.transform.is_identity() && self.client.sends_protobuf_bytes();
         loop {
-            let peeked = self.shared.queue().peek(MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+            let peeked = self
+                .with_queue(|q| q.peek(MAX_BATCH_ITEMS, MAX_BATCH_BYTES))
+                .await;
             let rows = match peeked {
-                Ok(rows) => rows,
-                Err(e) => {
+                Some(Ok(rows)) => rows,
+                Some(Err(e)) => {
                     tracing::error!(exporter = %self.name, error = %e, "cannot read the exporter queue");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
+                None => return,
             };
             if rows.is_empty() {
                 if self.shared.closing.load(Ordering::Acquire) {
@@ -101,13 +107,19 @@ impl Worker {
                 return;
             }
             let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-            let items: Vec<ExportItem> = rows
-                .iter()
-                .filter_map(|(_, e)| e.to_item())
-                .map(|i| self.transform.apply(i))
-                .collect();
+            let batches = if as_is {
+                let encoded: Vec<_> = rows.into_iter().map(|(_, e)| e).collect();
+                batch::concat(&encoded)
+            } else {
+                let items: Vec<ExportItem> = rows
+                    .iter()
+                    .filter_map(|(_, e)| e.to_item())
+                    .map(|i| self.transform.apply(i))
+                    .collect();
+                batch::join(&items)
+            };
             let mut interrupted = false;
-            for (batch, records) in batch::join(&items) {
+            for (batch, records) in batches {
                 if let Outcome::Interrupted = self.deliver(batch, records).await {
                     interrupted = true;
                     break;
@@ -116,14 +128,27 @@ impl Worker {
             if interrupted {
                 return;
             }
-            let (acked, len) = {
-                let mut q = self.shared.queue();
-                (q.ack(&ids), q.len())
-            };
+            let acked = self.with_queue(move |q| (q.ack(&ids), q.len())).await;
+            let Some((acked, len)) = acked else { return };
             if let Err(e) = acked {
                 tracing::error!(exporter = %self.name, error = %e, "cannot remove sent items from the queue; they may be sent again");
             }
             self.stats.queued.store(len, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs a queue operation off the async workers: SQLite commits (and
+    /// the occasional fsync) must not hold up receiving. `None` when the
+    /// runtime is shutting down.
+    async fn with_queue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DiskQueue) -> T + Send + 'static,
+    ) -> Option<T> {
+        let shared = self.shared.clone();
+        match tokio::task::spawn_blocking(move || f(&mut shared.queue())).await {
+            Ok(v) => Some(v),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
         }
     }
 

@@ -9,6 +9,7 @@ use super::route;
 use super::session::Session;
 use super::transcript;
 use crate::config::MergeConfig;
+use crate::export::queue::Encoded;
 use crate::export::{ExportItem, FanOut};
 use crate::model::span::{to_request, Attr, SpanRecord};
 use crate::model::{Event, Payload, Signal};
@@ -256,8 +257,12 @@ impl Engine {
                 live.idle_closed_at = Some(now);
                 live.dirty = true;
             }
-            let pending = live.first_complete.len() as u64;
-            if !live.dirty && pending == 0 && !flush {
+            // Nothing new and no span falls due: the tree would be the same.
+            let due_now = live
+                .first_complete
+                .values()
+                .any(|since| now.saturating_sub(*since) >= grace);
+            if !live.dirty && !due_now && !flush {
                 continue;
             }
             live.dirty = false;
@@ -374,6 +379,31 @@ impl Engine {
     }
 }
 
+/// Runs [`run`] on a thread of its own, so that the engine's SQLite writes
+/// (and their occasional fsync) and its rendering never hold up the
+/// receivers: Claude Code waits on a hook's reply, not on the merge. The
+/// returned receiver resolves when the engine has flushed and stopped.
+pub fn spawn(
+    rx: mpsc::Receiver<Accepted>,
+    fanout: FanOut,
+    stop: watch::Receiver<bool>,
+    engine: Engine,
+    stats: Arc<Stats>,
+    feed: crate::query::server::Feed,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ccotel-merge".into())
+        .spawn(move || {
+            runtime.block_on(run(rx, fanout, stop, engine, stats, feed));
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
 /// Drains the ingest channel until it is closed (or `stop` fires, after which
 /// what is already queued is still processed), merging as it goes, then
 /// flushes every complete span and returns.
@@ -389,19 +419,22 @@ pub async fn run(
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch: Vec<Event> = Vec::new();
+    let mut forwarded: Vec<Encoded> = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
             next = rx.recv() => match next {
                 Some(first) => {
-                    batch.push(forward(&fanout, &engine, first.event));
+                    batch.push(forward(&fanout, &engine, first.event, &mut forwarded));
                     while batch.len() < 512 {
                         match rx.try_recv() {
-                            Ok(a) => batch.push(forward(&fanout, &engine, a.event)),
+                            Ok(a) => batch.push(forward(&fanout, &engine, a.event, &mut forwarded)),
                             Err(_) => break,
                         }
                     }
+                    fanout.push(&forwarded);
+                    forwarded.clear();
                     engine.ingest(&batch);
                     batch.clear();
                 }
@@ -421,8 +454,9 @@ pub async fn run(
     }
     rx.close();
     while let Some(a) = rx.recv().await {
-        batch.push(forward(&fanout, &engine, a.event));
+        batch.push(forward(&fanout, &engine, a.event, &mut forwarded));
     }
+    fanout.push(&forwarded);
     engine.ingest(&batch);
     let exports = engine.tick(now(), true);
     send(&fanout, &stats, &exports);
@@ -447,30 +481,46 @@ fn now() -> u64 {
 }
 
 /// Forwards native metrics and logs unchanged (and native spans to exporters
-/// that asked for them), and hands the event on to the merge.
-fn forward(fanout: &FanOut, engine: &Engine, mut event: Event) -> Event {
+/// that asked for them), and hands the event on to the merge. The OTLP
+/// request is encoded at most once (not at all when it arrived as protobuf):
+/// the secret scan, the exporter queues and the write-ahead store share those
+/// bytes.
+fn forward(fanout: &FanOut, engine: &Engine, mut event: Event, out: &mut Vec<Encoded>) -> Event {
+    use crate::receive::signal::OtlpRequest;
+    let (signal, records) = match &event.payload {
+        Payload::Logs(r) => (Signal::Logs, r.records()),
+        Payload::Metrics(r) => (Signal::Metrics, r.records()),
+        Payload::Traces(r) => (Signal::NativeTraces, r.records()),
+        Payload::Hook(_) => {
+            engine.redact(&mut event);
+            return event;
+        }
+    };
+    event.encoded();
     engine.redact(&mut event);
-    match &event.payload {
-        Payload::Logs(r) if fanout.wants(Signal::Logs) => {
-            fanout.send(ExportItem::Logs(Arc::new(r.clone())))
+    if fanout.wants(signal) {
+        if let Some(body) = event.encoded() {
+            out.push(Encoded {
+                signal,
+                records,
+                body,
+            });
         }
-        Payload::Metrics(r) if fanout.wants(Signal::Metrics) => {
-            fanout.send(ExportItem::Metrics(Arc::new(r.clone())))
-        }
-        Payload::Traces(r) if fanout.wants(Signal::NativeTraces) => {
-            fanout.send(ExportItem::NativeTraces(Arc::new(r.clone())))
-        }
-        _ => {}
     }
     event
 }
 
 fn send(fanout: &FanOut, stats: &Stats, exports: &[Export]) {
+    if exports.is_empty() {
+        return;
+    }
+    let mut items = Vec::with_capacity(exports.len());
     for e in exports {
         stats.add(&stats.merged_spans, e.spans.len() as u64);
-        fanout.send(ExportItem::Traces(Arc::new(to_request(
+        items.push(Encoded::from_item(&ExportItem::Traces(Arc::new(to_request(
             &e.resource,
             &e.spans,
-        ))));
+        )))));
     }
+    fanout.push(&items);
 }

@@ -3,6 +3,8 @@
 //! bounded channel, so the merge engine sees a single ordered stream.
 
 use super::hook::HookEvent;
+use bytes::Bytes;
+use prost::Message;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,
@@ -61,6 +63,11 @@ pub struct Event {
     pub received_at: u64,
     pub transport: Transport,
     pub payload: Payload,
+    /// The OTLP payload's protobuf encoding, when it is known to be exactly
+    /// `payload` (as received, or encoded once). Forwarding, the exporter
+    /// queues and the write-ahead store all share these bytes instead of
+    /// encoding the request again; whoever changes `payload` clears it.
+    pub wire: Option<Bytes>,
 }
 
 impl Event {
@@ -69,7 +76,31 @@ impl Event {
             received_at: unix_nanos(SystemTime::now()),
             transport,
             payload,
+            wire: None,
         }
+    }
+
+    /// Attaches the bytes `payload` was decoded from, unchanged.
+    pub fn with_wire(mut self, wire: Bytes) -> Event {
+        self.wire = Some(wire);
+        self
+    }
+
+    /// The protobuf encoding of an OTLP payload, encoding it only if it is
+    /// not known yet; `None` for hook events.
+    pub fn encoded(&mut self) -> Option<Bytes> {
+        if let Some(w) = &self.wire {
+            return Some(w.clone());
+        }
+        let body = match &self.payload {
+            Payload::Hook(_) => return None,
+            Payload::Logs(r) => r.encode_to_vec(),
+            Payload::Metrics(r) => r.encode_to_vec(),
+            Payload::Traces(r) => r.encode_to_vec(),
+        };
+        let body = Bytes::from(body);
+        self.wire = Some(body.clone());
+        Some(body)
     }
 }
 

@@ -168,10 +168,13 @@ async fn otlp<T: OtlpRequest>(
         Encoding::Protobuf => Transport::HttpProtobuf,
         Encoding::Json => Transport::HttpJson,
     };
-    if let Err(Full) = state.ingest.submit(
-        Event::now(transport, request.into_payload()),
-        wire_len.max(bytes.len()),
-    ) {
+    let size = wire_len.max(bytes.len());
+    let mut event = Event::now(transport, request.into_payload());
+    if encoding == Encoding::Protobuf && rejected.count == 0 {
+        // Nothing was removed: the received bytes are the request.
+        event = event.with_wire(bytes);
+    }
+    if let Err(Full) = state.ingest.submit(event, size) {
         return unavailable(Some(encoding));
     }
     let (requests, items) = T::counters(stats);

@@ -213,7 +213,7 @@ impl Store {
                     event.received_at as i64,
                     transport_name(event.transport),
                     kind,
-                    body
+                    &body[..]
                 ])
                 .map_err(|e| StoreError::Sqlite {
                     path: self.path.clone(),
@@ -491,13 +491,31 @@ fn transport_name(t: Transport) -> &'static str {
     }
 }
 
-fn encode(event: &Event) -> (&'static str, Vec<u8>) {
-    match &event.payload {
-        Payload::Hook(h) => ("hook", serde_json::to_vec(&h.fields).unwrap_or_default()),
-        Payload::Logs(r) => ("logs", r.encode_to_vec()),
-        Payload::Metrics(r) => ("metrics", r.encode_to_vec()),
-        Payload::Traces(r) => ("traces", r.encode_to_vec()),
+/// The event's kind and body as stored: hook JSON, or the OTLP request's
+/// protobuf encoding (the bytes it arrived in when those are known).
+fn encode(event: &Event) -> (&'static str, std::borrow::Cow<'_, [u8]>) {
+    use std::borrow::Cow;
+    let kind = match &event.payload {
+        Payload::Hook(h) => {
+            return (
+                "hook",
+                Cow::Owned(serde_json::to_vec(&h.fields).unwrap_or_default()),
+            )
+        }
+        Payload::Logs(_) => "logs",
+        Payload::Metrics(_) => "metrics",
+        Payload::Traces(_) => "traces",
+    };
+    if let Some(w) = &event.wire {
+        return (kind, Cow::Borrowed(&w[..]));
     }
+    let body = match &event.payload {
+        Payload::Logs(r) => r.encode_to_vec(),
+        Payload::Metrics(r) => r.encode_to_vec(),
+        Payload::Traces(r) => r.encode_to_vec(),
+        Payload::Hook(_) => Vec::new(),
+    };
+    (kind, Cow::Owned(body))
 }
 
 fn decode(received_at: u64, transport: &str, kind: &str, body: &[u8]) -> Option<Event> {
@@ -520,5 +538,6 @@ fn decode(received_at: u64, transport: &str, kind: &str, body: &[u8]) -> Option<
         received_at,
         transport,
         payload,
+        wire: None,
     })
 }

@@ -322,6 +322,7 @@ fn hook(session: &str, name: &str, at: u64, extra: Value) -> Event {
         payload: Payload::Hook(
             ccotel::model::HookEvent::parse(fields.to_string().as_bytes()).unwrap(),
         ),
+        wire: None,
     }
 }
 

@@ -429,6 +429,7 @@ fn hook(session: &str, name: &str, at: u64, extra: Value) -> Event {
         payload: ccotel::model::Payload::Hook(
             ccotel::model::HookEvent::parse(fields.to_string().as_bytes()).unwrap(),
         ),
+        wire: None,
     }
 }
 

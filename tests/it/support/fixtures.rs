@@ -126,6 +126,7 @@ pub fn events(scenario: &str, sources: Sources) -> Vec<ccotel::model::Event> {
                 received_at: ns(h.ts),
                 transport: Transport::HookCommand,
                 payload: Payload::Hook(HookEvent::parse(&h.body).unwrap()),
+                wire: None,
             });
         }
     }
@@ -154,6 +155,7 @@ pub fn events(scenario: &str, sources: Sources) -> Vec<ccotel::model::Event> {
                 received_at: ns(c.ts),
                 transport: Transport::HttpJson,
                 payload,
+                wire: None,
             });
         }
     }

@@ -80,8 +80,7 @@ fn loosened(pattern: &str) -> Option<String> {
     let anchored = ["\\b", "\\B", "\\A", "\\z", "\\Z", "$"]
         .iter()
         .any(|a| p.contains(a))
-        || p
-            .char_indices()
+        || p.char_indices()
             .any(|(i, c)| c == '^' && !p[..i].ends_with('['));
     (!anchored).then_some(p)
 }
@@ -339,5 +338,74 @@ mod tests {
             "ticket [REDACTED:custom]"
         );
         assert!(Redactor::new(true, &["(".into()]).is_err());
+    }
+
+    /// A log export holding `text` as one string attribute.
+    fn encoded_log(text: &str) -> Vec<u8> {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+        use prost::Message;
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: vec![LogRecord {
+                        attributes: vec![KeyValue {
+                            key: "prompt".into(),
+                            value: Some(AnyValue {
+                                value: Some(V::StringValue(text.into())),
+                            }),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn one_scan_of_the_encoded_message_never_misses_a_secret() {
+        let r = Redactor::new(true, &[]).unwrap();
+        let corpus = include_str!("../tests/fixtures/secrets/corpus.tsv");
+        let mut checked = 0;
+        for line in corpus
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let text = cols[1];
+            // The secret at the very start and end of a string, for every
+            // string length up to 200: the byte before a string is its
+            // length, which is often a word character.
+            for pad in 0..200 {
+                for s in [
+                    format!("{text}{}", " ".repeat(pad)),
+                    format!("{}{text}", " ".repeat(pad)),
+                ] {
+                    assert!(r.redact(&s).is_some(), "{line}");
+                    assert!(!r.clean_protobuf(&encoded_log(&s)), "missed: {s:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 2000);
+        assert!(r.clean_protobuf(&encoded_log("cargo test -- --nocapture; ls -la")));
+    }
+
+    #[test]
+    fn anchored_custom_patterns_turn_the_shortcut_off() {
+        for anchored in [r"^ACME-[0-9]{6}$", r"\bACME-[0-9]{6}", r"(?m)^token"] {
+            let r = Redactor::new(true, &[anchored.into()]).unwrap();
+            assert!(
+                !r.clean_protobuf(&encoded_log("nothing here")),
+                "{anchored}"
+            );
+        }
+        let r = Redactor::new(true, &["ACME-[^ ]{6}".into()]).unwrap();
+        assert!(r.clean_protobuf(&encoded_log("nothing here")));
+        assert!(!r.clean_protobuf(&encoded_log("id ACME-123456")));
     }
 }

@@ -1032,6 +1032,7 @@ impl Sink {
             .route("/v1/logs", post(sink_logs))
             .route("/v1/traces", post(sink_traces))
             .route("/v1/metrics", post(sink_metrics))
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Sink { addr, state })

@@ -50,7 +50,10 @@ pub enum Batch {
     Logs(ExportLogsServiceRequest),
     /// A request already in protobuf form (`signal` is traces, metrics or
     /// logs): sent as is over OTLP/HTTP protobuf, decoded for other protocols.
-    Encoded { signal: Signal, body: Vec<u8> },
+    Encoded {
+        signal: Signal,
+        body: Vec<u8>,
+    },
 }
 
 impl Batch {

@@ -5,13 +5,13 @@
 
 use super::batch::ExportItem;
 use crate::model::Signal;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
     trace::v1::ExportTraceServiceRequest,
 };
 use prost::Message;
 use rusqlite::{params, Connection};
-use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -218,7 +218,11 @@ impl DiskQueue {
                 let size = item.body.len() as u64;
                 while len > 0 && bytes + size > self.max_bytes {
                     let Ok((id, records, old)) = oldest.query_row([], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
                     }) else {
                         break;
                     };

@@ -1,7 +1,9 @@
 //! Which failed exports to try again, as a pure function of the answer, after
 //! the OTLP specification: HTTP 429/502/503/504 and the listed gRPC codes are
 //! retryable, RESOURCE_EXHAUSTED only when the server sent RetryInfo, and
-//! everything else (a 400 above all) is final.
+//! everything else (a 400 above all) is final, except a refusal of the
+//! request's size (HTTP 413, RESOURCE_EXHAUSTED without RetryInfo), which is
+//! tried again in smaller requests.
 
 use std::time::{Duration, SystemTime};
 
@@ -12,12 +14,16 @@ pub enum Verdict {
     Retry(Option<Duration>),
     /// Give up on this batch.
     Final,
+    /// The backend refused the request's size: send its items in smaller
+    /// requests (a single item that is still too large is dropped).
+    TooLarge,
 }
 
 /// Classifies an HTTP status (only called for non-2xx answers).
 pub fn classify_http(status: u16, retry_after: Option<&str>) -> Verdict {
     match status {
         429 | 502 | 503 | 504 => Verdict::Retry(retry_after.and_then(parse_retry_after)),
+        413 => Verdict::TooLarge,
         _ => Verdict::Final,
     }
 }
@@ -31,6 +37,9 @@ pub fn classify_grpc(code: tonic::Code, retry_info: Option<Duration>) -> Verdict
             Verdict::Retry(retry_info)
         }
         ResourceExhausted if retry_info.is_some() => Verdict::Retry(retry_info),
+        // Without RetryInfo this is not retryable as is; it is also what a
+        // server answers to a message over its size limit.
+        ResourceExhausted => Verdict::TooLarge,
         _ => Verdict::Final,
     }
 }
@@ -69,7 +78,7 @@ mod tests {
             (401, None, Verdict::Final),
             (403, None, Verdict::Final),
             (404, None, Verdict::Final),
-            (413, None, Verdict::Final),
+            (413, None, Verdict::TooLarge),
             (500, None, Verdict::Final),
             (429, None, Verdict::Retry(None)),
             (429, Some("7"), Verdict::Retry(Some(Duration::from_secs(7)))),
@@ -93,7 +102,7 @@ mod tests {
             (OutOfRange, None, Verdict::Retry(None)),
             (Unavailable, d, Verdict::Retry(d)),
             (DataLoss, None, Verdict::Retry(None)),
-            (ResourceExhausted, None, Verdict::Final),
+            (ResourceExhausted, None, Verdict::TooLarge),
             (ResourceExhausted, d, Verdict::Retry(d)),
             (InvalidArgument, None, Verdict::Final),
             (Unauthenticated, None, Verdict::Final),

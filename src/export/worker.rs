@@ -7,9 +7,10 @@
 
 use super::batch::{self, ExportItem};
 use super::otlp::{OtlpClient, SendResult};
-use super::queue::DiskQueue;
+use super::queue::{DiskQueue, Encoded};
 use super::retry::{self, Verdict};
 use super::transform::Transform;
+use crate::model::Signal;
 use crate::telemetry::ExporterStats;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -73,6 +74,8 @@ enum Outcome {
     Done,
     /// Shutting down with the batch unsent: it stays queued.
     Interrupted,
+    /// Refused for its size; its items should go in smaller requests.
+    TooLarge,
 }
 
 impl Worker {
@@ -107,25 +110,8 @@ impl Worker {
                 return;
             }
             let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
-            let batches = if as_is {
-                let encoded: Vec<_> = rows.into_iter().map(|(_, e)| e).collect();
-                batch::concat(&encoded)
-            } else {
-                let items: Vec<ExportItem> = rows
-                    .iter()
-                    .filter_map(|(_, e)| e.to_item())
-                    .map(|i| self.transform.apply(i))
-                    .collect();
-                batch::join(&items)
-            };
-            let mut interrupted = false;
-            for (batch, records) in batches {
-                if let Outcome::Interrupted = self.deliver(batch, records).await {
-                    interrupted = true;
-                    break;
-                }
-            }
-            if interrupted {
+            let items: Vec<Encoded> = rows.into_iter().map(|(_, e)| e).collect();
+            if let Outcome::Interrupted = self.deliver_items(&items, as_is).await {
                 return;
             }
             let acked = self.with_queue(move |q| (q.ack(&ids), q.len())).await;
@@ -156,7 +142,50 @@ impl Worker {
         self.deadline.get().is_some_and(|d| Instant::now() >= *d)
     }
 
-    async fn deliver(&self, batch: batch::Batch, records: u64) -> Outcome {
+    /// Delivers queued items: one request per signal, or smaller ones when
+    /// the backend refuses the size (halving until it takes them).
+    async fn deliver_items(&self, items: &[Encoded], as_is: bool) -> Outcome {
+        let mut groups: Vec<(Signal, Vec<Encoded>)> = Vec::new();
+        for item in items {
+            let key = match item.signal {
+                Signal::NativeTraces => Signal::Traces,
+                s => s,
+            };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) => g.push(item.clone()),
+                None => groups.push((key, vec![item.clone()])),
+            }
+        }
+        for (_, group) in groups {
+            let mut work: Vec<&[Encoded]> = vec![&group];
+            while let Some(part) = work.pop() {
+                let batches = if as_is {
+                    batch::concat(part)
+                } else {
+                    let items: Vec<ExportItem> = part
+                        .iter()
+                        .filter_map(Encoded::to_item)
+                        .map(|i| self.transform.apply(i))
+                        .collect();
+                    batch::join(&items)
+                };
+                for (batch, records) in batches {
+                    match self.deliver(batch, records, part.len() > 1).await {
+                        Outcome::Done => {}
+                        Outcome::Interrupted => return Outcome::Interrupted,
+                        Outcome::TooLarge => {
+                            let (first, second) = part.split_at(part.len() / 2);
+                            work.push(second);
+                            work.push(first);
+                        }
+                    }
+                }
+            }
+        }
+        Outcome::Done
+    }
+
+    async fn deliver(&self, batch: batch::Batch, records: u64, splittable: bool) -> Outcome {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -172,7 +201,14 @@ impl Worker {
                     return Outcome::Done;
                 }
                 SendResult::Err {
-                    verdict: Verdict::Final,
+                    verdict: Verdict::TooLarge,
+                    message,
+                } if splittable => {
+                    tracing::info!(exporter = %self.name, records, %message, "backend refused the request's size; sending it in smaller parts");
+                    return Outcome::TooLarge;
+                }
+                SendResult::Err {
+                    verdict: Verdict::Final | Verdict::TooLarge,
                     message,
                 } => {
                     self.drop_batch(records, &message, "backend refused the batch; not retrying");

@@ -517,10 +517,9 @@ fn send(fanout: &FanOut, stats: &Stats, exports: &[Export]) {
     let mut items = Vec::with_capacity(exports.len());
     for e in exports {
         stats.add(&stats.merged_spans, e.spans.len() as u64);
-        items.push(Encoded::from_item(&ExportItem::Traces(Arc::new(to_request(
-            &e.resource,
-            &e.spans,
-        )))));
+        items.push(Encoded::from_item(&ExportItem::Traces(Arc::new(
+            to_request(&e.resource, &e.spans),
+        ))));
     }
     fanout.push(&items);
 }

@@ -688,6 +688,76 @@ async fn a_503_is_retried_and_a_400_is_dropped_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_refusing_the_size_gets_everything_in_smaller_requests() {
+    let backend = Backend::http(Mode::Status(503)).await;
+    let mut config = Config::default();
+    config.exporters.push(exporter(
+        "small",
+        backend.endpoint(),
+        Protocol::HttpProtobuf,
+        "logs",
+    ));
+    let app = spawn_app(config).await;
+    // Every log export of every scenario queues up while the backend is down.
+    let mut sent = 0usize;
+    let mut largest = 0usize;
+    for scenario in fixtures::SCENARIOS {
+        for c in fixtures::otlp(scenario)
+            .into_iter()
+            .filter(|c| c.path == "/v1/logs")
+        {
+            let r = post(&app, &c.path, &c.content_type, false, c.body.clone()).await;
+            assert_eq!(r.status(), 200);
+            let req = decode_logs(&c.content_type, &c.body);
+            sent += log_records(&req);
+            largest = largest.max(req.encoded_len());
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Back up, but refusing anything bigger than the largest single export.
+    backend.set_mode(Mode::MaxBody(largest));
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            backend
+                .received()
+                .logs
+                .iter()
+                .map(log_records)
+                .sum::<usize>()
+                >= sent
+        })
+        .await,
+        "every record arrived once the requests were small enough"
+    );
+    let got = backend.received();
+    assert_eq!(
+        got.logs.iter().map(log_records).sum::<usize>(),
+        sent,
+        "none twice"
+    );
+    let health = app.health().await;
+    assert_eq!(health["exporters"]["small"]["dropped_items"], 0);
+    assert_eq!(health["exporters"]["small"]["failed_requests"], 0);
+    app.shutdown().await;
+}
+
+fn decode_logs(content_type: &str, body: &[u8]) -> ExportLogsServiceRequest {
+    if content_type.contains("json") {
+        serde_json::from_slice(body).unwrap()
+    } else {
+        ExportLogsServiceRequest::decode(body).unwrap()
+    }
+}
+
+fn log_records(r: &ExportLogsServiceRequest) -> usize {
+    r.resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merged_session_traces_reach_the_backend_over_the_wire() {
     let backend = Backend::http(Mode::Ok).await;
     let mut config = Config::default();

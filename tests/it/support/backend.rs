@@ -34,6 +34,8 @@ pub enum Mode {
     Hang,
     /// Answer with this HTTP status.
     Status(u16),
+    /// Answer 413 to bodies over this many bytes, take the others.
+    MaxBody(usize),
 }
 
 /// Everything the backend received, decoded.
@@ -147,7 +149,10 @@ async fn http_export(
         Mode::Status(code) => {
             return (StatusCode::from_u16(code).unwrap(), "backend says no").into_response();
         }
-        Mode::Ok => {}
+        Mode::MaxBody(limit) if body.len() > limit => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response();
+        }
+        Mode::Ok | Mode::MaxBody(_) => {}
     }
     let body = if headers
         .get("content-encoding")

@@ -6,20 +6,27 @@ use crate::model::span::Attr;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use std::collections::BTreeMap;
 
-/// A borrowed view of an attribute list.
-pub struct Attrs<'a>(pub BTreeMap<&'a str, &'a AnyValue>);
+/// A borrowed view of an attribute list. Lookups scan the list (from the
+/// end, so a repeated key's last value wins): Claude Code's lists are a few
+/// dozen entries, and building an index for each record cost more than the
+/// handful of lookups it served.
+pub struct Attrs<'a>(pub &'a [KeyValue]);
 
 impl<'a> Attrs<'a> {
     pub fn new(list: &'a [KeyValue]) -> Attrs<'a> {
-        Attrs(
-            list.iter()
-                .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
-                .collect(),
-        )
+        Attrs(list)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a AnyValue> {
+        self.0
+            .iter()
+            .rev()
+            .find(|kv| kv.key == key && kv.value.is_some())
+            .and_then(|kv| kv.value.as_ref())
     }
 
     pub fn str(&self, key: &str) -> Option<&'a str> {
-        match self.0.get(key)?.value.as_ref()? {
+        match self.get(key)?.value.as_ref()? {
             Value::StringValue(s) => Some(s.as_str()),
             _ => None,
         }
@@ -32,7 +39,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn i64(&self, key: &str) -> Option<i64> {
-        match self.0.get(key)?.value.as_ref()? {
+        match self.get(key)?.value.as_ref()? {
             Value::IntValue(i) => Some(*i),
             Value::DoubleValue(d) => Some(*d as i64),
             Value::StringValue(s) => s.trim().parse().ok(),
@@ -41,7 +48,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn f64(&self, key: &str) -> Option<f64> {
-        match self.0.get(key)?.value.as_ref()? {
+        match self.get(key)?.value.as_ref()? {
             Value::IntValue(i) => Some(*i as f64),
             Value::DoubleValue(d) => Some(*d),
             Value::StringValue(s) => s.trim().parse().ok(),
@@ -50,7 +57,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn bool(&self, key: &str) -> Option<bool> {
-        match self.0.get(key)?.value.as_ref()? {
+        match self.get(key)?.value.as_ref()? {
             Value::BoolValue(b) => Some(*b),
             Value::StringValue(s) => match s.as_str() {
                 "true" => Some(true),
@@ -66,7 +73,7 @@ impl<'a> Attrs<'a> {
     pub fn to_map(&self) -> BTreeMap<String, Attr> {
         self.0
             .iter()
-            .filter_map(|(k, v)| to_attr(v).map(|a| (k.to_string(), a)))
+            .filter_map(|kv| Some((kv.key.clone(), to_attr(kv.value.as_ref()?)?)))
             .collect()
     }
 }

@@ -146,13 +146,13 @@ impl Engine {
     }
 
     fn apply(&mut self, event: &Event) {
-        for sid in route::sessions_of(event) {
-            let live = self.live(&sid);
-            route::apply(&mut live.session, event);
+        route::parts(event, |sid, part| {
+            let live = self.live(sid);
+            route::apply_part(&mut live.session, part, event.received_at);
             live.last_event = live.last_event.max(event.received_at);
             live.dirty = true;
             live.idle_closed_at = None;
-        }
+        });
     }
 
     fn live(&mut self, sid: &str) -> &mut Live {

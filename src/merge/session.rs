@@ -488,11 +488,14 @@ impl Session {
             }
             "api_request_body" => {
                 if let (Some(id), Some(body)) = (a.text("request_body_id"), a.text("body")) {
-                    if let Ok(v) = serde_json::from_str::<Value>(body) {
-                        if let Some(messages) = v.get("messages") {
-                            self.request_bodies
-                                .entry(id.to_string())
-                                .or_insert_with(|| messages.clone());
+                    // Only the messages are kept: the rest of a raw body (tools,
+                    // system prompt) is skipped by the parser, not built.
+                    if !self.request_bodies.contains_key(id) {
+                        if let Ok(RequestBody {
+                            messages: Some(messages),
+                        }) = serde_json::from_str(body)
+                        {
+                            self.request_bodies.insert(id.to_string(), messages);
                         }
                     }
                 }
@@ -507,11 +510,11 @@ impl Session {
                 set_key(&mut llm.agent_id, agent_id);
                 set_key(&mut llm.prompt_id, prompt_id);
                 if let Some(body) = a.text("body") {
-                    if let Ok(v) = serde_json::from_str::<Value>(body) {
-                        set_json(&mut llm.output, v.get("content"));
+                    if let Ok(v) = serde_json::from_str::<ResponseBody>(body) {
+                        set_json(&mut llm.output, v.content.as_ref());
                         set_key(
                             &mut llm.stop_reason,
-                            v.get("stop_reason").and_then(Value::as_str),
+                            v.stop_reason.as_ref().and_then(Value::as_str),
                         );
                     }
                 }
@@ -705,4 +708,20 @@ impl Session {
             .metric_points
             .insert((metric.to_string(), key, time), value);
     }
+}
+
+/// The part of a raw API request body the merge uses.
+#[derive(serde::Deserialize)]
+struct RequestBody {
+    #[serde(default)]
+    messages: Option<Value>,
+}
+
+/// The parts of a raw API response body the merge uses.
+#[derive(serde::Deserialize)]
+struct ResponseBody {
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    stop_reason: Option<Value>,
 }

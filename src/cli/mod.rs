@@ -32,7 +32,8 @@ pub enum Command {
     /// Forward one hook event (JSON on stdin) to a running `ccotel serve`.
     /// Meant to be called by Claude Code as a command hook: prints nothing and
     /// always exits 0 within the timeout; undeliverable events are spooled and
-    /// sent first by the next invocation that reaches the server.
+    /// sent first by the next invocation that reaches the server. The
+    /// `ccotel-hook` binary does the same and starts faster.
     Hook(HookArgs),
     /// Add ccotel's hooks and telemetry settings to Claude Code's
     /// settings.json (merged with what is there, with a backup and a diff).

@@ -558,12 +558,18 @@ fn concurrent_invocations_of_both_binaries_deliver_everything_once() {
     assert!(spooled(spool.path()).is_empty());
 }
 
+/// Flags and variables a hook must reject.
+type BadInvocation = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
 #[test]
 fn bad_flags_exit_zero_silently_and_send_nothing() {
     let bridge = FakeBridge::start(Mode::Status(200));
     for bin in BINS {
         eprintln!("--- {bin:?}");
-        let bad: [(&[&str], &[(&str, &str)]); 4] = [
+        let bad: [BadInvocation; 4] = [
             (&["--no-such-flag"], &[]),
             (&[], &[("CCOTEL_HOOK_TIMEOUT_MS", "not-a-number")]),
             (&["--timeout-ms"], &[]),

@@ -16,7 +16,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
-    && install -m 0755 target/release/ccotel /usr/local/bin/ccotel
+    && install -m 0755 target/release/ccotel target/release/ccotel-hook /usr/local/bin/
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:trixie-slim
@@ -32,6 +32,9 @@ RUN apt-get update \
     && mkdir -p /var/lib/ccotel \
     && chown ccotel:ccotel /var/lib/ccotel
 COPY --from=builder /usr/local/bin/ccotel /usr/local/bin/ccotel
+# The command hook alone, for images that run Claude Code next to ccotel:
+# hooks installed by `ccotel install` in this image run it.
+COPY --from=builder /usr/local/bin/ccotel-hook /usr/local/bin/ccotel-hook
 
 LABEL org.opencontainers.image.title="ccotel" \
       org.opencontainers.image.description="Observe Claude Code: one trace per session, delivered to Braintrust and any OTLP backend" \

@@ -71,8 +71,10 @@ grep -E '^[^#]*cargo .*(--features|--no-default-features|--all-features|--profil
 # features.
 grep -qxF 'cargo run --release -- serve' README.md ||
   fail "README.md no longer shows \`cargo run --release -- serve\`: update the Dockerfile's build to match it"
-grep -q '^COPY --from=builder /usr/local/bin/ccotel /usr/local/bin/ccotel$' Dockerfile ||
-  fail "the final image must take /usr/local/bin/ccotel from the builder"
+for bin in ccotel ccotel-hook; do
+  grep -q "^COPY --from=builder /usr/local/bin/$bin /usr/local/bin/$bin\$" Dockerfile ||
+    fail "the final image must take /usr/local/bin/$bin from the builder"
+done
 
 echo "-- Dockerfile: Rust toolchain"
 IMAGE_RUST=$(sed -nE 's/^FROM rust:([0-9]+\.[0-9]+)[^ ]* AS builder$/\1/p' Dockerfile)

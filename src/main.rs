@@ -3,26 +3,20 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        // A hook must never fail Claude Code or print: bad flags or
-        // CCOTEL_* values on the hook path exit 0 silently.
-        Err(e)
-            if std::env::args().nth(1).as_deref() == Some("hook")
-                && !matches!(
-                    e.kind(),
-                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-                ) =>
-        {
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => e.exit(),
-    };
+    // The hook runs on every tool call: it skips clap (building the parser
+    // for every subcommand costs more than the rest of the hook), and exits 0
+    // whatever happens so Claude Code is never blocked. `ccotel-hook` runs
+    // the same code.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "hook") {
+        ccotel::cli::hook::main("ccotel hook", args);
+        return ExitCode::SUCCESS;
+    }
+    let cli = Cli::parse();
     match cli.command {
+        // `hook` is handled above; this arm only completes the match.
         Command::Hook(args) => {
-            // The hook path runs on every tool call: no runtime, no logging set-up,
-            // and exit 0 whatever happens so Claude Code is never blocked.
-            let _ = std::panic::catch_unwind(|| ccotel::cli::hook::run(&args));
+            ccotel::cli::hook::run_silently(&args, "ccotel hook");
             ExitCode::SUCCESS
         }
         Command::Install(args) => report(ccotel::cli::install::install(&args)),

@@ -60,6 +60,7 @@ fn hook_http() {
 fn hook_cmd() {
     let out = bench("hook-cmd", &["--runs", "2"]);
     assert!(out.contains("ccotel hook, bridge down"), "{out}");
+    assert!(out.contains("ccotel-hook, bridge up"), "{out}");
 }
 
 #[test]

@@ -51,8 +51,8 @@ struct Cli {
 enum Cmd {
     /// HTTP hook POST → 2xx latency, 1 and N concurrent senders.
     HookHttp(HookHttpArgs),
-    /// `ccotel hook` end to end (spawn, stdin, exit), bridge up and down,
-    /// next to /bin/true and a minimal compiled client.
+    /// `ccotel-hook` and `ccotel hook` end to end (spawn, stdin, exit),
+    /// bridge up and down, next to /bin/true and a minimal compiled client.
     HookCmd(HookCmdArgs),
     /// CPU per record and records/s of OTLP logs and spans through the
     /// server, gRPC and HTTP protobuf, next to rotel.
@@ -151,6 +151,10 @@ struct HookHttpArgs {
 struct HookCmdArgs {
     #[command(flatten)]
     common: Common,
+    /// The hook binary to measure [default: `ccotel-hook` next to the ccotel
+    /// binary].
+    #[arg(long, env = "CCOTEL_HOOK_BIN")]
+    ccotel_hook: Option<PathBuf>,
     /// Invocations of each variant per repetition.
     #[arg(long, default_value_t = 300)]
     runs: usize,
@@ -1734,7 +1738,29 @@ async fn async_post(
 // 1b. `ccotel hook` end to end
 // ---------------------------------------------------------------------------
 
-fn run_process(program: &Path, args: &[String], stdin: &[u8]) -> Result<f64> {
+/// CPU time (user + system, ms) and minor page faults of every child reaped
+/// so far.
+fn children_usage() -> (f64, u64) {
+    // SAFETY: `rusage` is plain data, valid when zeroed, and getrusage
+    // writes a whole one into the pointer it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the pointer is to a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return (0.0, 0);
+    }
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    (ms(ru.ru_utime) + ms(ru.ru_stime), ru.ru_minflt as u64)
+}
+
+/// One process run: wall time (ms), CPU time (ms) and minor page faults.
+struct ProcessRun {
+    wall_ms: f64,
+    cpu_ms: f64,
+    faults: u64,
+}
+
+fn run_process(program: &Path, args: &[String], stdin: &[u8]) -> Result<ProcessRun> {
+    let (cpu0, faults0) = children_usage();
     let t = Instant::now();
     let mut child = Command::new(program)
         .args(args)
@@ -1747,12 +1773,25 @@ fn run_process(program: &Path, args: &[String], stdin: &[u8]) -> Result<f64> {
         let _ = s.write_all(stdin);
     }
     child.wait()?;
-    Ok(t.elapsed().as_secs_f64() * 1e3)
+    let wall_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (cpu1, faults1) = children_usage();
+    Ok(ProcessRun {
+        wall_ms,
+        cpu_ms: cpu1 - cpu0,
+        faults: faults1.saturating_sub(faults0),
+    })
 }
 
 fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
     let c = &a.common;
     let ccotel = ccotel_bin(c)?;
+    let hook_bin = match &a.ccotel_hook {
+        Some(p) => p.clone(),
+        None => ccotel.with_file_name("ccotel-hook"),
+    };
+    if !hook_bin.exists() {
+        bail!("no {}; pass --ccotel-hook", hook_bin.display());
+    }
     let me = std::env::current_exe()?;
     let bodies = hook_bodies(&c.fixtures, 50, 2)?;
     let mut table = Table::default();
@@ -1771,6 +1810,16 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
         let down_url = format!("http://127.0.0.1:{dead}/v1/hooks");
         let spool_up = dir.join("spool-up").display().to_string();
         let spool_down = dir.join("spool-down").display().to_string();
+        let hook_spool_up = dir.join("hook-spool-up").display().to_string();
+        let hook_spool_down = dir.join("hook-spool-down").display().to_string();
+        let hook_flags = |url: &str, spool: &str| {
+            vec![
+                "--endpoint".to_string(),
+                url.to_string(),
+                "--spool-dir".into(),
+                spool.to_string(),
+            ]
+        };
         let variants: Vec<(&str, PathBuf, Vec<String>)> = vec![
             (
                 "/bin/true (spawn + stdin)",
@@ -1783,29 +1832,29 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
                 vec!["mini-hook".into(), "--addr".into(), server.http.to_string()],
             ),
             (
+                "ccotel-hook, bridge up",
+                hook_bin.clone(),
+                hook_flags(&up_url, &hook_spool_up),
+            ),
+            (
                 "ccotel hook, bridge up",
                 ccotel.clone(),
-                vec![
-                    "hook".into(),
-                    "--endpoint".into(),
-                    up_url.clone(),
-                    "--spool-dir".into(),
-                    spool_up.clone(),
-                ],
+                [vec!["hook".into()], hook_flags(&up_url, &spool_up)].concat(),
+            ),
+            (
+                "ccotel-hook, bridge down",
+                hook_bin.clone(),
+                hook_flags(&down_url, &hook_spool_down),
             ),
             (
                 "ccotel hook, bridge down",
                 ccotel.clone(),
-                vec![
-                    "hook".into(),
-                    "--endpoint".into(),
-                    down_url.clone(),
-                    "--spool-dir".into(),
-                    spool_down.clone(),
-                ],
+                [vec!["hook".into()], hook_flags(&down_url, &spool_down)].concat(),
             ),
         ];
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+        let mut cpu = vec![0.0f64; variants.len()];
+        let mut faults = vec![0u64; variants.len()];
         // Warm the page cache and the bridge.
         for (_, p, args) in &variants {
             let _ = run_process(p, args, &bodies[0]);
@@ -1815,20 +1864,21 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
             for j in 0..variants.len() {
                 let v = (i + j) % variants.len();
                 let (_, p, args) = &variants[v];
-                samples[v].push(run_process(
-                    p,
-                    args,
-                    &bodies[(i + rep * 31) % bodies.len()],
-                )?);
+                let run = run_process(p, args, &bodies[(i + rep * 31) % bodies.len()])?;
+                samples[v].push(run.wall_ms);
+                cpu[v] += run.cpu_ms;
+                faults[v] += run.faults;
             }
         }
-        let spooled = std::fs::read_dir(&spool_down)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-                    .count()
-            })
-            .unwrap_or(0);
+        let spooled = |dir: &str| {
+            std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
         let delivered = server
             .health()
             .and_then(|h| h["receive"]["hook_events"].as_u64())
@@ -1841,12 +1891,18 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
             table.fig(name, "p99 ms").push(pct(&s, 0.99));
             table.fig(name, "max ms").push(pct(&s, 1.0));
             table.fig(name, "p50 / true").push(pct(&s, 0.5) / base);
+            let n = samples[v].len().max(1) as f64;
+            table.fig(name, "CPU ms").push(cpu[v] / n);
+            table.fig(name, "page faults").push(faults[v] as f64 / n);
+        }
+        for (name, dir) in [
+            ("ccotel-hook, bridge down", &hook_spool_down),
+            ("ccotel hook, bridge down", &spool_down),
+        ] {
+            table.fig(name, "spooled").push(spooled(dir) as f64);
         }
         table
-            .fig("ccotel hook, bridge down", "spooled")
-            .push(spooled as f64);
-        table
-            .fig("ccotel hook, bridge up", "events at bridge (both clients)")
+            .fig("ccotel hook, bridge up", "events at bridge (all clients)")
             .push(delivered as f64);
         server.stop();
         if !c.keep {
@@ -1864,8 +1920,10 @@ fn hook_cmd(rt: &tokio::runtime::Runtime, a: HookCmdArgs) -> Result<()> {
             ("p99 ms", 2),
             ("max ms", 2),
             ("p50 / true", 2),
+            ("CPU ms", 2),
+            ("page faults", 0),
             ("spooled", 0),
-            ("events at bridge (both clients)", 0),
+            ("events at bridge (all clients)", 0),
         ],
     );
     table.write_json("hook-cmd", c.json.as_deref())

@@ -7,7 +7,8 @@
 //! probably not what was meant), followed by a `fix:` line when it failed.
 //! Colour only on a terminal. Any `✗` makes the command exit 1.
 
-use super::settings::{self, SettingsFile};
+use super::install;
+use super::settings::{self, HookKind, SettingsFile};
 use super::DoctorArgs;
 use crate::config::{self, Config, ExporterConfig, ExporterKind, Overrides, Protocol};
 use crate::model::Signal;
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a local port may take to answer; ccotel on loopback answers in
@@ -245,6 +246,76 @@ fn install_hint(config: &Config) -> String {
     }
 }
 
+/// Which program ccotel's command hooks run (`ccotel-hook` or `ccotel
+/// hook`), whether it is there, and whether the faster `ccotel-hook` could
+/// replace `ccotel hook`: Claude Code waits for the hook on every tool call.
+fn check_hook_programs(read: &[SettingsFile], hint: &str, out: &mut Report) {
+    let mut programs: BTreeMap<(String, bool), Vec<&str>> = BTreeMap::new();
+    for f in read {
+        for &event in settings::HOOK_EVENTS {
+            for (_, h) in settings::event_handlers(&f.root, event) {
+                let Some(command) = h
+                    .get("command")
+                    .and_then(Value::as_str)
+                    .filter(|_| h.get("type").and_then(Value::as_str) == Some("command"))
+                else {
+                    continue;
+                };
+                let Some(kind) = settings::hook_kind(command) else {
+                    continue;
+                };
+                let program = settings::shell_words(command)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
+                let events = programs
+                    .entry((program, kind == HookKind::HookBinary))
+                    .or_default();
+                if !events.contains(&event) {
+                    events.push(event);
+                }
+            }
+        }
+    }
+    let faster = install::hook_program();
+    for ((program, hook_binary), events) in &programs {
+        let shown = if *hook_binary {
+            format!("`{program}`")
+        } else {
+            format!("`{program} hook`")
+        };
+        let path = Path::new(program);
+        if path.is_absolute() && !install::is_executable(path) {
+            out.fail(
+                format!(
+                    "Claude Code command hooks ({}) run {shown}, which is not there: those events are lost",
+                    events.join(", ")
+                ),
+                hint,
+            );
+        } else if *hook_binary {
+            out.ok(format!(
+                "Claude Code command hooks run {shown}, the hook binary ({} event(s))",
+                events.len()
+            ));
+        } else if faster.kind == HookKind::HookBinary {
+            out.warn(
+                format!(
+                    "Claude Code command hooks run {shown}; `{}` next to this ccotel starts several times faster, and Claude Code waits for it on every tool call",
+                    faster.path
+                ),
+                format!("{hint} again to switch to it"),
+            );
+        } else {
+            out.ok(format!(
+                "Claude Code command hooks run {shown} ({} event(s)); no `{}` next to this ccotel",
+                events.len(),
+                settings::HOOK_BIN
+            ));
+        }
+    }
+}
+
 fn check_claude_settings(args: &DoctorArgs, config: &Config, out: &mut Report) {
     // Hooks may come from any settings file; telemetry variables only from
     // user settings (project files can only turn telemetry off).
@@ -346,6 +417,7 @@ fn check_claude_settings(args: &DoctorArgs, config: &Config, out: &mut Report) {
             &hint,
         );
     }
+    check_hook_programs(&read, &hint, out);
 
     // Telemetry variables: the shell's, overridden by user settings, and
     // turned off by any project file that turns them off.

@@ -11,19 +11,28 @@
 //! the next invocation that reaches the bridge sends the spool first, in
 //! order, then its own event.
 //!
-//! HTTP goes through `ureq`, with connect, write and read timeouts derived
-//! from the time left. Those are socket timeouts, which the kernel's timer
-//! wheel may fire up to about an eighth late (measured here: a 972 ms
-//! `SO_RCVTIMEO` returned after 992 ms), and nothing bounds a stdin that is
-//! never closed or a stalled filesystem. So the exact bound comes from a
-//! watchdog thread (see [`watchdog`]): at the deadline it spools the event if
-//! it is still in flight, then exits the process with status 0. A
-//! hand-written HTTP/1.1 client would need the same watchdog, so it would
-//! buy nothing over `ureq`.
+//! Two binaries run this code: `ccotel hook`, and `ccotel-hook`, a small
+//! binary of its own (`src/bin/ccotel-hook.rs`) that `ccotel install` prefers
+//! when it sits next to `ccotel`. Most of an invocation's cost is starting
+//! the process, and starting the 22 MB `ccotel` costs about 1 ms of CPU
+//! before `main`; so this module, the spool and the HTTP client
+//! ([`super::hook_http`]) use only `std` and rustls: no clap (the flags are
+//! parsed by hand, [`parse_args`]), no logging, no async runtime.
+//!
+//! HTTP goes through that small client, with connect, write and read
+//! timeouts derived from the time left. Those are socket timeouts, which the
+//! kernel's timer wheel may fire up to about an eighth late (measured here: a
+//! 972 ms `SO_RCVTIMEO` returned after 992 ms), and nothing bounds a stdin
+//! that is never closed, a DNS lookup or a stalled filesystem. So the exact
+//! bound comes from a watchdog thread (see [`watchdog`]): at the deadline it
+//! spools the event if it is still in flight, then exits the process with
+//! status 0.
 
+use super::hook_http::{valid_header_value, Client};
 use super::hook_spool::{DropReason, Spool};
 use super::HookArgs;
-use std::io::Read;
+use std::ffi::OsString;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +40,151 @@ use std::time::{Duration, Instant, SystemTime};
 /// Largest reply body we read. The bridge answers `{}`; reading the reply at
 /// all matters (a client that wrote without reading lost 24% of events), its
 /// size does not.
-const MAX_REPLY: u64 = 64 * 1024;
+pub(crate) const MAX_REPLY: u64 = 64 * 1024;
+
+/// Where `ccotel serve` takes hook events unless told otherwise.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318/v1/hooks";
+
+/// The time budget unless told otherwise, in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 300;
+
+/// Each flag with the variable that stands in for it. Claude Code strips
+/// `OTEL_*` variables from hook processes, hence `CCOTEL_*`. A test checks
+/// this against the clap definition of [`HookArgs`], which `ccotel --help`
+/// and the shell completions show.
+pub const FLAGS: [(&str, &str); 4] = [
+    ("--endpoint", "CCOTEL_HOOK_ENDPOINT"),
+    ("--timeout-ms", "CCOTEL_HOOK_TIMEOUT_MS"),
+    ("--spool-dir", "CCOTEL_SPOOL_DIR"),
+    ("--token", "CCOTEL_TOKEN"),
+];
+
+/// What a hook command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Forward the event on stdin.
+    Run(HookArgs),
+    /// `--help`/`-h`: print the usage.
+    Help,
+    /// `--version`/`-V`: print the version.
+    Version,
+}
+
+/// Parses the hook's flags (after the program name, and after `hook` for
+/// `ccotel hook`), taking a flag's variable from `env` when the flag is
+/// absent. An empty variable counts as unset, so `CCOTEL_TOKEN=` in a
+/// settings file means no token rather than an empty one.
+///
+/// Hand-written rather than clap: building clap's parser is a good part of
+/// the start-up the hook cannot afford. The grammar is clap's for these
+/// flags: `--flag value` or `--flag=value`, each at most once, no
+/// positional arguments. An error is returned, never printed: the caller
+/// exits 0 silently.
+pub fn parse_args(
+    args: impl IntoIterator<Item = OsString>,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Invocation, String> {
+    let mut values: [Option<OsString>; FLAGS.len()] = Default::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_str().ok_or("a flag that is not UTF-8")?;
+        match text {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            _ => {}
+        }
+        let (flag, inline) = match text.split_once('=') {
+            Some((flag, value)) => (flag, Some(OsString::from(value))),
+            None => (text, None),
+        };
+        let i = FLAGS
+            .iter()
+            .position(|(f, _)| *f == flag)
+            .ok_or_else(|| format!("unexpected argument {text:?}"))?;
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+        };
+        if values[i].replace(value).is_some() {
+            return Err(format!("{flag} given twice"));
+        }
+    }
+    for (value, (_, var)) in values.iter_mut().zip(FLAGS) {
+        if value.is_none() {
+            *value = env(var).filter(|v| !v.is_empty());
+        }
+    }
+    let [endpoint, timeout_ms, spool_dir, token] = values;
+    let text = |v: Option<OsString>, flag: &str| {
+        v.map(|v| {
+            v.into_string()
+                .map_err(|_| format!("{flag}: the value is not UTF-8"))
+        })
+        .transpose()
+    };
+    let timeout_ms = match text(timeout_ms, "--timeout-ms")? {
+        Some(t) => t
+            .parse()
+            .map_err(|_| format!("--timeout-ms {t:?}: not a number of milliseconds"))?,
+        None => DEFAULT_TIMEOUT_MS,
+    };
+    Ok(Invocation::Run(HookArgs {
+        endpoint: text(endpoint, "--endpoint")?.unwrap_or_else(|| DEFAULT_ENDPOINT.into()),
+        timeout_ms,
+        spool_dir: spool_dir.map(PathBuf::from),
+        token: text(token, "--token")?,
+    }))
+}
+
+/// The usage `--help` prints for `program` (`ccotel hook` or `ccotel-hook`).
+pub fn usage(program: &str) -> String {
+    format!(
+        "Forward one Claude Code hook event (JSON on stdin) to a running `ccotel serve`.
+Meant to be called by Claude Code as a command hook: prints nothing and always
+exits 0 within the timeout; undeliverable events are spooled and sent first by
+the next invocation that reaches the server.
+
+Usage: {program} [OPTIONS]
+
+Options:
+      --endpoint <URL>    Where `ccotel serve` takes hook events
+                          [env: CCOTEL_HOOK_ENDPOINT] [default: {DEFAULT_ENDPOINT}]
+      --timeout-ms <MS>   Total time budget for this invocation; the command exits
+                          0 by then whatever happens
+                          [env: CCOTEL_HOOK_TIMEOUT_MS] [default: {DEFAULT_TIMEOUT_MS}]
+      --spool-dir <DIR>   Where undeliverable events wait
+                          [env: CCOTEL_SPOOL_DIR] [default: <data dir>/ccotel/spool]
+      --token <TOKEN>     The token ccotel was given (server.token), sent as a
+                          bearer token [env: CCOTEL_TOKEN]
+  -h, --help              Print help
+  -V, --version           Print version
+"
+    )
+}
+
+/// The whole hook command, for both binaries: parses `args` (the flags),
+/// then forwards the event. Never fails and prints nothing but the output of
+/// `--help` and `--version`; the process should exit 0 after it, as it
+/// does when the watchdog ends it.
+pub fn main(program: &str, args: impl IntoIterator<Item = OsString>) {
+    let text = match parse_args(args, |var| std::env::var_os(var)) {
+        Ok(Invocation::Run(args)) => return run_silently(&args, program),
+        // A hook must never fail Claude Code or print: bad flags or values
+        // exit 0 silently.
+        Err(_) => return,
+        Ok(Invocation::Help) => usage(program),
+        Ok(Invocation::Version) => format!("{program} {}\n", env!("CARGO_PKG_VERSION")),
+    };
+    // A closed stdout is not worth a panic message.
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// [`run`], with panics caught and never printed: the default panic hook
+/// would write to stderr, which Claude Code shows.
+pub fn run_silently(args: &HookArgs, program: &str) {
+    std::panic::set_hook(Box::new(|_| {}));
+    let _ = std::panic::catch_unwind(|| run(args, program));
+}
 
 /// When Claude Code ran the hook (unix ns): a spooled event reaches the
 /// bridge later, and its timing must not shift with the delay.
@@ -50,10 +203,10 @@ fn started_of(path: &std::path::Path) -> Option<u128> {
 
 /// Forwards one hook event from stdin to the bridge, after any spooled ones.
 /// Never fails, prints nothing, and returns (or exits 0) within
-/// `--timeout-ms`.
-pub fn run(args: &HookArgs) {
-    // The default hook would print panics to stderr, which Claude Code shows.
-    std::panic::set_hook(Box::new(|_| {}));
+/// `--timeout-ms`. Panics are the caller's to catch ([`main`] does).
+/// `program` (`ccotel hook` or `ccotel-hook`) names the client in its
+/// `user-agent`, so a bridge's logs tell the two apart.
+pub fn run(args: &HookArgs, program: &str) {
     let started = Instant::now();
     let budget = Duration::from_millis(args.timeout_ms);
     let hard_deadline = started + budget;
@@ -82,7 +235,7 @@ pub fn run(args: &HookArgs) {
     forward(
         &shared,
         &event,
-        &Bridge::new(&args.endpoint, args.token.as_deref()),
+        &mut Bridge::new(&args.endpoint, args.token.as_deref(), program),
         deadline,
     );
 }
@@ -123,7 +276,7 @@ impl Shared {
     }
 }
 
-fn forward(shared: &Shared, event: &Arc<[u8]>, bridge: &Bridge<'_>, deadline: Instant) {
+fn forward(shared: &Shared, event: &Arc<[u8]>, bridge: &mut Bridge, deadline: Instant) {
     let spool = &shared.spool;
     if spool.has_events() {
         // Older events wait: ours must not overtake them. Queue it behind
@@ -161,87 +314,73 @@ enum Delivery {
 }
 
 /// A blocking HTTP client bound to the bridge's hook endpoint.
-struct Bridge<'a> {
-    agent: ureq::Agent,
-    endpoint: &'a str,
-    /// `Bearer <token>` when ccotel requires a token.
-    authorization: Option<String>,
+struct Bridge {
+    client: Client,
+    /// `Bearer <token>` when ccotel requires a token; `Err` for a token that
+    /// cannot go in a header, which fails every request like a wrong token
+    /// would.
+    authorization: Result<Option<String>, ()>,
 }
 
-impl<'a> Bridge<'a> {
-    fn new(endpoint: &'a str, token: Option<&str>) -> Self {
-        let agent = ureq::Agent::config_builder()
-            // Status codes are data here, not errors.
-            .http_status_as_error(false)
-            // The bridge is local; an HTTP(S)_PROXY meant for the model API
-            // must not capture hook traffic.
-            .proxy(None)
-            // A redirect means a misconfigured endpoint: spool, don't follow.
-            .max_redirects(0)
-            .user_agent(concat!("ccotel-hook/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+impl Bridge {
+    fn new(endpoint: &str, token: Option<&str>, program: &str) -> Self {
+        let authorization = match token.map(|t| format!("Bearer {t}")) {
+            Some(a) if !valid_header_value(&a) => Err(()),
+            a => Ok(a),
+        };
         Bridge {
-            agent,
-            endpoint,
-            authorization: token.map(|t| format!("Bearer {t}")),
+            // The bridge is local: no proxy (an HTTP(S)_PROXY meant for the
+            // model API must not capture hook traffic), and no redirects (one
+            // means a misconfigured endpoint: spool, don't follow).
+            client: Client::new(endpoint, user_agent(program)),
+            authorization,
         }
     }
 
     /// POSTs `event` unchanged and reads the reply.
     ///
     /// Every phase (connect, send, wait for the reply, read it) may take the
-    /// time left until `deadline`. That is not a total bound, on purpose: a
-    /// `timeout_global` or `timeout_per_call` makes ureq resolve the host on
-    /// a thread of its own, which costs about a tenth of a millisecond per
-    /// request, and the total bound is the watchdog's job anyway. The phase
-    /// timeouts just keep a dead bridge from holding main until the
-    /// watchdog fires, in the common cases (nothing listening, no reply).
+    /// time left until `deadline`; the total bound is the watchdog's job.
+    /// The phase timeouts just keep a dead bridge from holding main until
+    /// the watchdog fires, in the common cases (nothing listening, no
+    /// reply).
     ///
-    /// The agent keeps the connection alive between calls, so draining a
-    /// spool costs one connect.
-    fn post(&self, event: &[u8], started: Option<u128>, deadline: Instant) -> Delivery {
+    /// The connection is kept alive between calls, so draining a spool
+    /// costs one connect.
+    fn post(&mut self, event: &[u8], started: Option<u128>, deadline: Instant) -> Delivery {
         let left = deadline.saturating_duration_since(Instant::now());
         if left < Duration::from_millis(1) {
             return Delivery::Retry;
         }
-        let sent = self
-            .agent
-            .post(self.endpoint)
-            .config()
-            .timeout_connect(Some(left))
-            .timeout_send_request(Some(left))
-            .timeout_send_body(Some(left))
-            .timeout_recv_response(Some(left))
-            .timeout_recv_body(Some(left))
-            .build()
-            .header("content-type", "application/json")
-            .header("x-ccotel-transport", "command")
-            .header(
-                HOOK_TIME_HEADER,
-                started.map(|n| n.to_string()).unwrap_or_default(),
-            );
-        let sent = match &self.authorization {
-            Some(a) => sent.header("authorization", a.as_str()),
-            None => sent,
+        let Ok(authorization) = &self.authorization else {
+            return Delivery::Retry;
+        };
+        let started = started.map(|n| n.to_string());
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-ccotel-transport", "command"),
+        ];
+        if let Some(started) = &started {
+            headers.push((HOOK_TIME_HEADER, started));
         }
-        .send(event);
-        match sent {
-            Ok(mut reply) => {
-                let status = reply.status().as_u16();
-                // Read the reply to complete the exchange. A 2xx status line
-                // already means the bridge accepted the event, so a failure
-                // reading the body does not change the outcome.
-                let _ = reply
-                    .body_mut()
-                    .with_config()
-                    .limit(MAX_REPLY)
-                    .read_to_vec();
-                classify(status)
-            }
+        if let Some(a) = authorization {
+            headers.push(("authorization", a));
+        }
+        match self.client.post(&headers, event, deadline) {
+            // A 2xx status line already means the bridge accepted the event,
+            // so the client's reading of the body does not change the
+            // outcome.
+            Ok(status) => classify(status),
             Err(_) => Delivery::Retry,
         }
     }
+}
+
+/// `ccotel-hook/0.1.0` for the hook binary, `ccotel/0.1.0` for `ccotel
+/// hook`.
+fn user_agent(program: &str) -> String {
+    let name = program.split(' ').next().unwrap_or(program);
+    format!("{name}/{}", env!("CARGO_PKG_VERSION"))
 }
 
 fn classify(status: u16) -> Delivery {
@@ -265,7 +404,7 @@ fn classify(status: u16) -> Delivery {
 /// An event renamed into the spool before a failed `try_lock` is therefore
 /// always seen by a later check, and nothing is stranded while the bridge is
 /// up and the budget lasts.
-fn drain(spool: &Spool, bridge: &Bridge<'_>, deadline: Instant) {
+fn drain(spool: &Spool, bridge: &mut Bridge, deadline: Instant) {
     loop {
         let Some(lock) = spool.try_lock() else {
             return;
@@ -280,7 +419,7 @@ fn drain(spool: &Spool, bridge: &Bridge<'_>, deadline: Instant) {
 
 /// Drains with the lock held. Returns true once the spool is empty, false if
 /// the bridge failed, time ran out, or no progress could be made.
-fn drain_locked(spool: &Spool, bridge: &Bridge<'_>, deadline: Instant) -> bool {
+fn drain_locked(spool: &Spool, bridge: &mut Bridge, deadline: Instant) -> bool {
     loop {
         let events = spool.events();
         if events.is_empty() {
@@ -388,6 +527,112 @@ fn spool_dir(args: &HookArgs) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, String> {
+        let env: Vec<(String, OsString)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        parse_args(args.iter().map(OsString::from), |var| {
+            env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn run_args(args: &[&str], env: &[(&str, &str)]) -> HookArgs {
+        match parse(args, env) {
+            Ok(Invocation::Run(a)) => a,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_env_and_defaults() {
+        assert_eq!(
+            run_args(&[], &[]),
+            HookArgs {
+                endpoint: DEFAULT_ENDPOINT.into(),
+                timeout_ms: DEFAULT_TIMEOUT_MS,
+                spool_dir: None,
+                token: None,
+            }
+        );
+        let env = [
+            ("CCOTEL_HOOK_ENDPOINT", "http://env/v1/hooks"),
+            ("CCOTEL_HOOK_TIMEOUT_MS", "50"),
+            ("CCOTEL_SPOOL_DIR", "/env/spool"),
+            ("CCOTEL_TOKEN", "env-token"),
+        ];
+        assert_eq!(
+            run_args(&[], &env),
+            HookArgs {
+                endpoint: "http://env/v1/hooks".into(),
+                timeout_ms: 50,
+                spool_dir: Some("/env/spool".into()),
+                token: Some("env-token".into()),
+            }
+        );
+        // Flags win over the environment, in both spellings.
+        assert_eq!(
+            run_args(
+                &[
+                    "--endpoint",
+                    "http://flag/v1/hooks",
+                    "--timeout-ms=7",
+                    "--spool-dir=/flag/spool",
+                    "--token",
+                    "-starts-with-a-dash"
+                ],
+                &env
+            ),
+            HookArgs {
+                endpoint: "http://flag/v1/hooks".into(),
+                timeout_ms: 7,
+                spool_dir: Some("/flag/spool".into()),
+                token: Some("-starts-with-a-dash".into()),
+            }
+        );
+        // An empty variable is no variable.
+        let empty = run_args(&[], &[("CCOTEL_TOKEN", ""), ("CCOTEL_HOOK_TIMEOUT_MS", "")]);
+        assert_eq!((empty.token, empty.timeout_ms), (None, DEFAULT_TIMEOUT_MS));
+    }
+
+    #[test]
+    fn help_version_and_errors() {
+        assert!(matches!(parse(&["--help"], &[]), Ok(Invocation::Help)));
+        assert!(matches!(
+            parse(&["--token", "t", "-h"], &[]),
+            Ok(Invocation::Help)
+        ));
+        assert!(matches!(parse(&["-V"], &[]), Ok(Invocation::Version)));
+        for bad in [
+            &["--no-such-flag"][..],
+            &["--endpoint"],
+            &["positional"],
+            &["--timeout-ms", "soon"],
+            &["--timeout-ms", "-1"],
+            &["--token", "a", "--token", "b"],
+            &["--endpoint-x=y"],
+        ] {
+            assert!(parse(bad, &[]).is_err(), "{bad:?}");
+        }
+        assert!(parse(&[], &[("CCOTEL_HOOK_TIMEOUT_MS", "x")]).is_err());
+        assert!(usage("ccotel-hook").contains("Usage: ccotel-hook [OPTIONS]"));
+        for (flag, var) in FLAGS {
+            assert!(usage("x").contains(flag) && usage("x").contains(var));
+        }
+    }
+
+    #[test]
+    fn user_agents() {
+        assert_eq!(
+            user_agent("ccotel-hook"),
+            concat!("ccotel-hook/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(
+            user_agent("ccotel hook"),
+            concat!("ccotel/", env!("CARGO_PKG_VERSION"))
+        );
+    }
 
     #[test]
     fn status_classes() {

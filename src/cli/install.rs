@@ -11,7 +11,7 @@
 //! touched. How ccotel recognises its own entries is described in
 //! [`super::settings`].
 
-use super::settings::{self, SettingsFile};
+use super::settings::{self, HookKind, SettingsFile};
 use super::{InstallArgs, Scope};
 use anyhow::Context;
 use serde_json::{json, Map, Value};
@@ -51,17 +51,39 @@ pub struct Plan {
     pub env: Vec<(&'static str, String)>,
 }
 
+/// The program command hooks run: `ccotel-hook`, or `ccotel` with the
+/// `hook` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookProgram {
+    /// The absolute path of the binary (or a bare name, to be found on
+    /// `PATH`).
+    pub path: String,
+    pub kind: HookKind,
+}
+
+impl HookProgram {
+    /// The command line without flags, quoted for the shell Claude Code
+    /// runs it with.
+    pub fn command(&self) -> String {
+        let program = settings::shell_quote(&self.path);
+        match self.kind {
+            HookKind::Subcommand => format!("{program} hook"),
+            HookKind::HookBinary => program,
+        }
+    }
+}
+
 impl Plan {
-    /// The plan for `endpoint`, with `program` as the command hooks' binary.
+    /// The plan for `endpoint`, with `program` running the command hooks.
     pub fn new(
         endpoint: &str,
-        program: &str,
+        program: &HookProgram,
         http_hooks: bool,
         with_env: bool,
         content: bool,
     ) -> Plan {
         let hook_url = settings::hook_url(endpoint);
-        let mut command = format!("{} hook", settings::shell_quote(program));
+        let mut command = program.command();
         if settings::normalize_endpoint(endpoint) != settings::DEFAULT_ENDPOINT {
             command.push_str(" --endpoint ");
             command.push_str(&settings::shell_quote(&hook_url));
@@ -183,18 +205,27 @@ fn check_endpoint(endpoint: &str) -> anyhow::Result<String> {
     Ok(endpoint)
 }
 
-/// The absolute path command hooks run. It is the running binary, but
-/// reached the way the user reached it when that is a symlink on `PATH`
-/// (Homebrew, `~/.local/bin`): the link survives upgrades, the versioned
-/// file it points to does not.
-fn hook_program() -> String {
+/// What command hooks run: `ccotel-hook` when it sits next to the running
+/// `ccotel` (it starts several times faster, and every tool call waits for
+/// it), else `ccotel hook`.
+///
+/// The path is the running binary's, but reached the way the user reached
+/// it when that is a symlink on `PATH` (Homebrew, `~/.local/bin`): the link
+/// survives upgrades, the versioned file it points to does not. So
+/// `ccotel-hook` is looked for next to that link first, then next to the
+/// file it points to.
+pub fn hook_program() -> HookProgram {
+    let subcommand = |path: String| HookProgram {
+        path,
+        kind: HookKind::Subcommand,
+    };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
                 "ccotel: warning: cannot find the running binary ({e}); hooks will run `ccotel` from PATH"
             );
-            return "ccotel".into();
+            return subcommand("ccotel".into());
         }
     };
     let real = std::fs::canonicalize(&exe).unwrap_or_else(|_| exe.clone());
@@ -214,7 +245,35 @@ fn hook_program() -> String {
     let chosen = candidate
         .filter(|c| std::fs::canonicalize(c).is_ok_and(|r| r == real))
         .unwrap_or(exe);
-    chosen.to_string_lossy().into_owned()
+    let hook_bin = format!("{}{}", settings::HOOK_BIN, std::env::consts::EXE_SUFFIX);
+    let sibling = [&chosen, &real]
+        .into_iter()
+        .map(|p| p.with_file_name(&hook_bin))
+        .find(|p| is_executable(p));
+    match sibling {
+        Some(path) => HookProgram {
+            path: path.to_string_lossy().into_owned(),
+            kind: HookKind::HookBinary,
+        },
+        None => subcommand(chosen.to_string_lossy().into_owned()),
+    }
+}
+
+/// Whether `path` is a file this user can run (on Unix: has an execute
+/// bit; elsewhere: exists).
+pub fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
 }
 
 /// Adds the plan's hooks and variables to `root`. Returns warnings for
@@ -633,10 +692,17 @@ fn diff_lines(a: &[&str], b: &[&str]) -> Vec<Op> {
 mod tests {
     use super::*;
 
+    fn program(path: &str, kind: HookKind) -> HookProgram {
+        HookProgram {
+            path: path.into(),
+            kind,
+        }
+    }
+
     fn plan(http: bool) -> Plan {
         Plan::new(
             settings::DEFAULT_ENDPOINT,
-            "/usr/bin/ccotel",
+            &program("/usr/bin/ccotel", HookKind::Subcommand),
             http,
             true,
             false,
@@ -693,6 +759,28 @@ mod tests {
     }
 
     #[test]
+    fn the_hook_binary_replaces_the_subcommand() {
+        let mut root = Map::new();
+        apply_install(&mut root, &plan(false)).unwrap();
+        let fast = Plan::new(
+            settings::DEFAULT_ENDPOINT,
+            &program("/usr/bin/ccotel-hook", HookKind::HookBinary),
+            false,
+            true,
+            false,
+        );
+        apply_install(&mut root, &fast).unwrap();
+        for event in settings::HOOK_EVENTS {
+            let groups = root["hooks"][*event].as_array().unwrap();
+            assert_eq!(groups.len(), 1, "{event}");
+            assert_eq!(groups[0]["hooks"][0]["command"], "/usr/bin/ccotel-hook");
+        }
+        // Uninstall recognises either, whichever binary runs it.
+        apply_uninstall(&mut root, &plan(false)).unwrap();
+        assert!(root.is_empty(), "{root:?}");
+    }
+
+    #[test]
     fn a_shared_group_loses_only_our_handler() {
         let mut root = obj(json!({ "hooks": { "Stop": [{ "hooks": [
             { "type": "command", "command": "ccotel hook" },
@@ -742,7 +830,7 @@ mod tests {
     fn non_default_endpoint_goes_on_the_command() {
         let p = Plan::new(
             "http://10.0.0.5:9999/",
-            "/opt/my apps/ccotel",
+            &program("/opt/my apps/ccotel", HookKind::Subcommand),
             false,
             true,
             true,
@@ -750,6 +838,17 @@ mod tests {
         assert_eq!(
             p.hooks[0].1["command"],
             "'/opt/my apps/ccotel' hook --endpoint http://10.0.0.5:9999/v1/hooks"
+        );
+        let p = Plan::new(
+            "http://10.0.0.5:9999/",
+            &program("/opt/my apps/ccotel-hook", HookKind::HookBinary),
+            false,
+            true,
+            true,
+        );
+        assert_eq!(
+            p.hooks[0].1["command"],
+            "'/opt/my apps/ccotel-hook' --endpoint http://10.0.0.5:9999/v1/hooks"
         );
         assert!(p
             .env

@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod hook;
+pub mod hook_http;
 pub mod hook_spool;
 pub mod import;
 pub mod install;
@@ -31,7 +32,8 @@ pub enum Command {
     /// Forward one hook event (JSON on stdin) to a running `ccotel serve`.
     /// Meant to be called by Claude Code as a command hook: prints nothing and
     /// always exits 0 within the timeout; undeliverable events are spooled and
-    /// sent first by the next invocation that reaches the server.
+    /// sent first by the next invocation that reaches the server. The
+    /// `ccotel-hook` binary does the same and starts faster.
     Hook(HookArgs),
     /// Add ccotel's hooks and telemetry settings to Claude Code's
     /// settings.json (merged with what is there, with a backup and a diff).
@@ -239,20 +241,20 @@ pub struct ServeArgs {
     pub store: Option<PathBuf>,
 }
 
-/// Flags of `ccotel hook`. Claude Code strips `OTEL_*` variables from hook
-/// processes, so these read `CCOTEL_*` variables instead.
-#[derive(Debug, Args, Clone)]
+/// Flags of `ccotel hook` and `ccotel-hook`. Claude Code strips `OTEL_*`
+/// variables from hook processes, so these read `CCOTEL_*` variables instead.
+///
+/// The hook parses them by hand ([`hook::parse_args`]) to start fast; this
+/// clap definition is what `ccotel help hook` and the completions show, and
+/// a test keeps the two in step.
+#[derive(Debug, Args, Clone, PartialEq, Eq)]
 pub struct HookArgs {
     /// Where `ccotel serve` takes hook events.
-    #[arg(
-        long,
-        env = "CCOTEL_HOOK_ENDPOINT",
-        default_value = "http://127.0.0.1:4318/v1/hooks"
-    )]
+    #[arg(long, env = "CCOTEL_HOOK_ENDPOINT", default_value = hook::DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// Total time budget for this invocation, in milliseconds; the command
     /// exits 0 by then whatever happens.
-    #[arg(long, env = "CCOTEL_HOOK_TIMEOUT_MS", default_value_t = 300)]
+    #[arg(long, env = "CCOTEL_HOOK_TIMEOUT_MS", default_value_t = hook::DEFAULT_TIMEOUT_MS)]
     pub timeout_ms: u64,
     /// Where undeliverable events wait [default: <data dir>/ccotel/spool].
     #[arg(long, env = "CCOTEL_SPOOL_DIR")]

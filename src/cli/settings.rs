@@ -9,10 +9,11 @@
 //!
 //! - a **command hook** is ccotel's when its command, split into words the
 //!   way a POSIX shell would, starts with a program whose file name is
-//!   `ccotel` (or `ccotel.exe`) followed by the word `hook`. That holds
-//!   whatever the binary's directory, so entries written by an older install
-//!   from another path, or typed by hand from the README (`ccotel hook`), are
-//!   recognised too, and nothing else plausibly runs `ccotel hook`.
+//!   `ccotel-hook` (the hook binary) or `ccotel` followed by the word `hook`
+//!   (`.exe` allowed). That holds whatever the binary's directory, so
+//!   entries written by an older install from another path, or typed by hand
+//!   from the README (`ccotel hook`), are recognised too, and nothing else
+//!   plausibly runs `ccotel hook` or `ccotel-hook`.
 //! - an **HTTP hook** is ccotel's when its `url` is exactly
 //!   `<endpoint>/v1/hooks` for the endpoint given to the command (the
 //!   default `http://127.0.0.1:4318` unless `--endpoint` says otherwise).
@@ -321,29 +322,68 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// Whether a program path names the ccotel binary, whatever its directory.
-fn is_ccotel_program(program: &str) -> bool {
-    let name = program.rsplit(['/', '\\']).next().unwrap_or(program);
-    let name = name.to_ascii_lowercase();
-    name == "ccotel" || name == "ccotel.exe"
+/// The file name of the hook binary, which `ccotel install` prefers to
+/// `ccotel hook` when it sits next to `ccotel`: it starts several times
+/// faster (BENCHMARKS.md, "`ccotel hook` end to end").
+pub const HOOK_BIN: &str = "ccotel-hook";
+
+/// Which of ccotel's two hook commands a command hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    /// `ccotel hook`: the subcommand of the full binary.
+    Subcommand,
+    /// `ccotel-hook`: the hook binary.
+    HookBinary,
 }
 
-/// Whether a hook command runs `ccotel hook` (see the module docs).
-pub fn is_ccotel_command(command: &str) -> bool {
-    let starts =
-        |words: &[&str]| words.len() >= 2 && is_ccotel_program(words[0]) && words[1] == "hook";
+impl HookKind {
+    /// How many leading words of the command name the program.
+    fn words(self) -> usize {
+        match self {
+            HookKind::Subcommand => 2,
+            HookKind::HookBinary => 1,
+        }
+    }
+}
+
+/// A program path's file name, lower case, without `.exe`, whatever its
+/// directory.
+fn program_name(program: &str) -> String {
+    let name = program.rsplit(['/', '\\']).next().unwrap_or(program);
+    let name = name.to_ascii_lowercase();
+    match name.strip_suffix(".exe") {
+        Some(stem) => stem.to_string(),
+        None => name,
+    }
+}
+
+/// Which ccotel hook a hook command runs, if it runs one (see the module
+/// docs).
+pub fn hook_kind(command: &str) -> Option<HookKind> {
+    let kind = |words: &[&str]| match words {
+        [program, ..] if program_name(program) == HOOK_BIN => Some(HookKind::HookBinary),
+        [program, "hook", ..] if program_name(program) == "ccotel" => Some(HookKind::Subcommand),
+        _ => None,
+    };
     let parsed = shell_words(command);
     let parsed: Vec<&str> = parsed.iter().map(String::as_str).collect();
     // Also the raw words: a hand-written Windows path (`C:\tools\ccotel.exe
     // hook`) loses its backslashes to shell unescaping.
     let raw: Vec<&str> = command.split_whitespace().collect();
-    starts(&parsed) || starts(&raw)
+    kind(&parsed).or_else(|| kind(&raw))
+}
+
+/// Whether a hook command runs `ccotel hook` or `ccotel-hook` (see the
+/// module docs).
+pub fn is_ccotel_command(command: &str) -> bool {
+    hook_kind(command).is_some()
 }
 
 /// The `--endpoint` a ccotel hook command posts to, if it names one.
 pub fn command_endpoint(command: &str) -> Option<String> {
+    let skip = hook_kind(command).map_or(2, HookKind::words);
     let words = shell_words(command);
-    let mut it = words.iter().skip(2);
+    let mut it = words.iter().skip(skip);
     while let Some(w) = it.next() {
         if w == "--endpoint" {
             return it.next().cloned();
@@ -471,6 +511,25 @@ mod tests {
 
     #[test]
     fn the_marker_finds_ccotel_commands_only() {
+        assert_eq!(hook_kind("ccotel hook"), Some(HookKind::Subcommand));
+        assert_eq!(
+            hook_kind("'/opt/my apps/ccotel-hook' --endpoint x"),
+            Some(HookKind::HookBinary)
+        );
+        assert_eq!(
+            hook_kind(r"C:\tools\CCOTEL-HOOK.EXE"),
+            Some(HookKind::HookBinary)
+        );
+        assert!(!is_ccotel_command("ccotel-hooks"));
+        assert!(!is_ccotel_command("ccotel hooked"));
+        assert_eq!(
+            command_endpoint("/bin/ccotel-hook --endpoint http://h:9/v1/hooks").as_deref(),
+            Some("http://h:9/v1/hooks")
+        );
+        assert_eq!(
+            command_endpoint("ccotel-hook --endpoint=http://h:9/v1/hooks").as_deref(),
+            Some("http://h:9/v1/hooks")
+        );
         assert!(is_ccotel_command("ccotel hook"));
         assert!(is_ccotel_command("/home/u/.cargo/bin/ccotel hook"));
         assert!(is_ccotel_command(r"C:\tools\ccotel.exe hook --endpoint x"));

@@ -25,8 +25,8 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Marks hook events forwarded by `ccotel hook` rather than sent by Claude
-/// Code's own HTTP hooks.
+/// Marks hook events forwarded by the command hook (`ccotel-hook` or `ccotel
+/// hook`) rather than sent by Claude Code's own HTTP hooks.
 pub const TRANSPORT_HEADER: &str = "x-ccotel-transport";
 
 /// Shared by every HTTP handler.
@@ -239,7 +239,7 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     json_response(StatusCode::OK, "{}".to_string())
 }
 
-/// When `ccotel hook` says Claude Code ran the hook: spooled events arrive
+/// When the command hook says Claude Code ran the hook: spooled events arrive
 /// late but keep their time. Ignored when it is in the future or more than a
 /// day old (a wrong clock, not a delay).
 fn hook_time(headers: &HeaderMap, now: u64) -> Option<u64> {

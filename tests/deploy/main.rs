@@ -4,7 +4,7 @@
 //! The test adds the repository's plugin directory as a local marketplace,
 //! installs `ccotel@ccotel` into an isolated HOME and config dir, and runs
 //! `claude -p` against a tiny fake of the Anthropic Messages API. The plugin's
-//! hooks run `ccotel hook` (the built binary, put on the CLI's PATH) with
+//! hooks run `ccotel-hook` (the built binaries, put on the CLI's PATH) with
 //! `CCOTEL_HOOK_ENDPOINT` and `CCOTEL_TOKEN` pointing at an in-process ccotel
 //! that requires the token, as a gateway does; its `/healthz` and store must
 //! then show the session's hook events.
@@ -39,6 +39,11 @@ const PLUGIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The marketplace name in `deploy/claude-plugin/.claude-plugin/marketplace.json`.
 const MARKETPLACE: &str = "ccotel";
+
+/// The plugin's hook command: the hook binary when it is on `PATH`, else
+/// `ccotel hook` (tests/it/hook_client.rs runs it both ways).
+const PLUGIN_COMMAND: &str =
+    "if command -v ccotel-hook >/dev/null 2>&1; then exec ccotel-hook; else exec ccotel hook; fi";
 
 /// The in-process ccotel's `server.token`.
 const TOKEN: &str = "deploy-test-token";
@@ -75,7 +80,7 @@ fn plugin_hooks_are_the_events_ccotel_uses() {
         assert_eq!(groups.as_array().unwrap().len(), 1, "{event}");
         assert_eq!(handlers.len(), 1, "{event}");
         assert_eq!(handlers[0]["type"], "command", "{event}");
-        assert_eq!(handlers[0]["command"], "ccotel hook", "{event}");
+        assert_eq!(handlers[0]["command"], PLUGIN_COMMAND, "{event}");
         // Like `ccotel install`: should ccotel ever hang, Claude Code moves on.
         assert!(
             handlers[0]["timeout"].as_u64().is_some_and(|t| t <= 10),
@@ -291,9 +296,14 @@ async fn plugin_hooks_reach_ccotel(claude: &Path) {
     let ccotel = Ccotel::start(&dirs.store).await;
     let api = start_fake_api().await;
 
-    // Only the built ccotel on PATH ahead of the system directories: the
-    // plugin's `ccotel hook` must resolve to it.
+    // Only the built binaries on PATH ahead of the system directories: the
+    // plugin's `ccotel-hook` must resolve to them.
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ccotel"), dirs.bin.join("ccotel")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_ccotel-hook"),
+        dirs.bin.join("ccotel-hook"),
+    )
+    .unwrap();
     let env = environment(&dirs, &format!("http://{api}"), ccotel.http);
 
     // A team's roll-out: add the marketplace, install the plugin.
@@ -400,7 +410,7 @@ async fn plugin_hooks_reach_ccotel(claude: &Path) {
             stored.iter().any(|(name, sid, transport)| name == expected
                 && sid == &session_id
                 && transport == "hook_command"),
-            "no {expected} hook event of session {session_id} arrived through `ccotel hook`; \
+            "no {expected} hook event of session {session_id} arrived through `ccotel-hook`; \
              stored hook events (name, session, transport): {stored:?}; /healthz: {health}"
         );
     }
@@ -460,13 +470,13 @@ fn environment(dirs: &Dirs, api: &str, ccotel_http: std::net::SocketAddr) -> Vec
         ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
         ("DISABLE_AUTOUPDATER", "1".into()),
         ("NO_PROXY", "127.0.0.1,localhost".into()),
-        // Read by `ccotel hook` (Claude Code passes its environment to hooks,
+        // Read by `ccotel-hook` (Claude Code passes its environment to hooks,
         // less OTEL_*).
         (
             "CCOTEL_HOOK_ENDPOINT",
             format!("http://{ccotel_http}/v1/hooks"),
         ),
-        // Sent by `ccotel hook` as a bearer token.
+        // Sent by `ccotel-hook` as a bearer token.
         ("CCOTEL_TOKEN", TOKEN.into()),
         // A loaded CI machine gets more than the default 300 ms.
         ("CCOTEL_HOOK_TIMEOUT_MS", "3000".into()),

@@ -54,7 +54,7 @@ pub fn binary() -> Option<PathBuf> {
 /// How hook events reach ccotel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hooks {
-    /// `ccotel hook` as a command hook for every event.
+    /// `ccotel-hook` as a command hook for every event.
     Command,
     /// HTTP hooks straight to `/v1/hooks`; SessionStart stays a command hook
     /// (Claude Code sends no HTTP hook for it).
@@ -165,9 +165,11 @@ impl Dirs {
     /// The user settings.json: ccotel's hooks and the scenario's permissions.
     pub fn write_settings(&self, scenario: &Scenario, hooks: Hooks, ccotel_http: &str) {
         let endpoint = format!("http://{ccotel_http}/v1/hooks");
+        // The hook binary, as `ccotel install` writes it (tests/it/hook_client.rs
+        // checks that `ccotel hook` behaves the same).
         let command = format!(
-            "'{}' hook --endpoint {endpoint} --spool-dir '{}' --timeout-ms 3000",
-            env!("CARGO_BIN_EXE_ccotel"),
+            "'{}' --endpoint {endpoint} --spool-dir '{}' --timeout-ms 3000",
+            env!("CARGO_BIN_EXE_ccotel-hook"),
             self.spool.display()
         );
         let command_hook = json!({"type": "command", "command": command, "timeout": 30});

@@ -260,3 +260,64 @@ async fn the_cli_reads_a_live_serve_through_the_query_api() {
             || s["children"].as_array().is_some_and(|c| !c.is_empty())));
     app.shutdown().await;
 }
+
+/// `ccotel hook` and `ccotel-hook` parse their flags by hand, to start fast;
+/// the clap definition of the same flags is what `ccotel help hook` and the
+/// completions show. The two must agree: the same flags, variables and
+/// defaults, and the same result for the same command line.
+#[test]
+fn the_hook_parser_agrees_with_its_clap_definition() {
+    use ccotel::cli::hook::{self, Invocation};
+    use ccotel::cli::{Cli, Command as Sub};
+    use clap::{CommandFactory, Parser};
+
+    let cli = Cli::command();
+    let clap_hook = cli.find_subcommand("hook").expect("a hook subcommand");
+    let mut clap_flags: Vec<(String, String)> = clap_hook
+        .get_arguments()
+        .filter_map(|a| {
+            Some((
+                format!("--{}", a.get_long()?),
+                a.get_env()?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect();
+    clap_flags.sort();
+    let mut hand_flags: Vec<(String, String)> = hook::FLAGS
+        .iter()
+        .map(|(f, v)| (f.to_string(), v.to_string()))
+        .collect();
+    hand_flags.sort();
+    assert_eq!(clap_flags, hand_flags);
+
+    // Clap reads the process environment; compare only when none of the
+    // hook's variables is set here.
+    if hook::FLAGS
+        .iter()
+        .any(|(_, var)| std::env::var_os(var).is_some())
+    {
+        return;
+    }
+    for line in [
+        &[][..],
+        &["--endpoint", "http://h:1/v1/hooks"],
+        &["--endpoint=http://h:1/v1/hooks", "--timeout-ms", "20"],
+        &["--spool-dir", "/tmp/s", "--token=t", "--timeout-ms=5"],
+    ] {
+        let by_clap = match Cli::try_parse_from(["ccotel", "hook"].iter().chain(line)) {
+            Ok(Cli {
+                command: Sub::Hook(args),
+            }) => args,
+            other => panic!("{line:?}: {other:?}"),
+        };
+        let by_hand = match hook::parse_args(line.iter().map(Into::into), |_| None) {
+            Ok(Invocation::Run(args)) => args,
+            other => panic!("{line:?}: {other:?}"),
+        };
+        assert_eq!(by_hand, by_clap, "{line:?}");
+    }
+    for bad in [&["--nope"][..], &["--timeout-ms", "x"], &["extra"]] {
+        assert!(Cli::try_parse_from(["ccotel", "hook"].iter().chain(bad)).is_err());
+        assert!(hook::parse_args(bad.iter().map(Into::into), |_| None).is_err());
+    }
+}

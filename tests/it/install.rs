@@ -8,11 +8,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ccotel");
+/// The hook binary, which cargo builds next to `BIN`, so `install` picks it.
+const HOOK_BIN: &str = env!("CARGO_BIN_EXE_ccotel-hook");
 
 /// The binary with a clean environment: no telemetry or ccotel variables
 /// from the developer's shell, and a home directory that is the test's own.
 fn ccotel(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    ccotel_at(Path::new(BIN), home)
+}
+
+/// Like [`ccotel`], for a copy of the binary elsewhere.
+fn ccotel_at(bin: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -138,11 +145,12 @@ fn install_creates_a_missing_file_and_its_directory() {
         text(&o)
     );
     let s = read_json(&path);
-    let command = format!("{BIN} hook");
+    // The hook binary sits next to ccotel, so the hooks run it.
+    let command = HOOK_BIN;
     for event in EVENTS {
         let h = our_handler(&s, event);
         assert_eq!(h["type"], "command", "{event}");
-        assert_eq!(h["command"], command.as_str(), "{event}");
+        assert_eq!(h["command"], command, "{event}");
         assert!(s["hooks"][event][0].get("matcher").is_none());
     }
     let env = &s["env"];
@@ -295,7 +303,7 @@ fn http_hooks_everywhere_but_session_start() {
     assert_eq!(start["type"], "command");
     assert_eq!(
         start["command"],
-        format!("{BIN} hook --endpoint http://127.0.0.1:14318/v1/hooks").as_str()
+        format!("{HOOK_BIN} --endpoint http://127.0.0.1:14318/v1/hooks").as_str()
     );
     assert_eq!(
         s["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
@@ -420,6 +428,101 @@ fn an_env_value_set_by_someone_else_is_kept_on_uninstall() {
     assert_eq!(s["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"], "true");
     uninstall(home.path(), &path, &[]);
     assert_eq!(read_json(&path), original);
+}
+
+/// Puts `from` at `to`: a hard link where the file system allows (the debug
+/// binary is large), else a copy.
+fn place(from: &str, to: &Path) {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).expect("copy the binary");
+    }
+}
+
+#[test]
+fn without_the_hook_binary_hooks_run_ccotel_hook_and_doctor_says_so() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let bin_dir = home.path().join("bin");
+    std::fs::create_dir(&bin_dir).expect("mkdir");
+    let lone = bin_dir.join("ccotel");
+    place(BIN, &lone);
+    let path = home.path().join("settings.json");
+    let settings = path.to_str().expect("utf-8");
+    let run_lone = |args: &[&str]| {
+        let o = ccotel_at(&lone, home.path())
+            .args(args)
+            .output()
+            .expect("run ccotel");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            text(&o),
+        )
+    };
+    let doctor = ["doctor", "--http", "127.0.0.1:1", "--settings", settings];
+
+    let (code, _, all) = run_lone(&["install", "--settings", settings]);
+    assert_eq!(code, Some(0), "{all}");
+    let subcommand = format!("{} hook", lone.display());
+    for event in EVENTS {
+        assert_eq!(
+            our_handler(&read_json(&path), event)["command"],
+            subcommand.as_str()
+        );
+    }
+    let (_, stdout, all) = run_lone(&doctor);
+    assert!(
+        stdout.contains(&format!(
+            "✓ Claude Code command hooks run `{}` (14 event(s)); no `ccotel-hook` next to this ccotel",
+            subcommand
+        )),
+        "{all}"
+    );
+
+    // The hook binary arrives next to ccotel: doctor suggests it, and a
+    // second install switches every hook to it, without duplicates.
+    let hook_bin = bin_dir.join("ccotel-hook");
+    place(HOOK_BIN, &hook_bin);
+    let (_, stdout, all) = run_lone(&doctor);
+    assert!(
+        stdout.contains(&format!(
+            "! Claude Code command hooks run `{subcommand}`; `{}` next to this ccotel starts several times faster",
+            hook_bin.display()
+        )),
+        "{all}"
+    );
+    assert!(stdout.contains("again to switch to it"), "{all}");
+    let (code, _, all) = run_lone(&["install", "--settings", settings]);
+    assert_eq!(code, Some(0), "{all}");
+    let s = read_json(&path);
+    for event in EVENTS {
+        let groups = s["hooks"][event].as_array().expect("groups");
+        assert_eq!(groups.len(), 1, "{event}: {s}");
+        assert_eq!(
+            our_handler(&s, event)["command"],
+            hook_bin.to_str().expect("utf-8")
+        );
+    }
+    let (_, stdout, all) = run_lone(&doctor);
+    assert!(
+        stdout.contains(&format!(
+            "✓ Claude Code command hooks run `{}`, the hook binary (14 event(s))",
+            hook_bin.display()
+        )),
+        "{all}"
+    );
+
+    // The hook binary goes away: doctor says the events are lost.
+    std::fs::remove_file(&hook_bin).expect("rm");
+    let (_, stdout, all) = run_lone(&doctor);
+    assert!(
+        stdout.contains(&format!("run `{}`, which is not there", hook_bin.display())),
+        "{all}"
+    );
+
+    // Uninstall removes the hook binary's entries like ccotel hook's.
+    let (code, _, all) = run_lone(&["uninstall", "--settings", settings]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(read_json(&path), json!({}));
 }
 
 /// A free local port (released right away; the race is acceptable here).

@@ -100,7 +100,7 @@ pub struct ServerConfig {
     pub queue_events: usize,
     /// Bytes (as received) buffered between the receivers and the merge
     /// engine. Decoded events take several times their wire size, so this
-    /// bounds memory under overload. Default 32 MiB.
+    /// bounds memory under overload. Default 16 MiB.
     pub queue_bytes: usize,
     /// A shared secret every client must send as `Authorization: Bearer
     /// <token>` (OTLP, hooks and the query API; `/healthz` stays open).
@@ -129,7 +129,7 @@ impl Default for ServerConfig {
             http: "127.0.0.1:4318".into(),
             max_body_bytes: 8 * 1024 * 1024,
             queue_events: 4096,
-            queue_bytes: 32 * 1024 * 1024,
+            queue_bytes: 16 * 1024 * 1024,
             token: None,
             allow_unauthenticated: false,
             tls: None,

@@ -177,6 +177,12 @@ pub struct MergeConfig {
     /// out. Default `30m`.
     #[serde(with = "humantime_serde_compat")]
     pub idle_timeout: Duration,
+    /// An open session with nothing left to export and no new event for this
+    /// long leaves memory; its next event (or its idle timeout) rebuilds it
+    /// from the events written ahead to the store. `0s` keeps every open
+    /// session in memory. Default `10s`.
+    #[serde(with = "humantime_serde_compat")]
+    pub evict_after: Duration,
     /// Read transcripts named by hook events for message content and usage.
     /// Default `true`.
     pub read_transcripts: bool,
@@ -193,6 +199,7 @@ impl Default for MergeConfig {
         MergeConfig {
             grace_period: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30 * 60),
+            evict_after: Duration::from_secs(10),
             read_transcripts: true,
             transcript_path_map: BTreeMap::new(),
             max_content_bytes: 64 * 1024,

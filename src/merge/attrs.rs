@@ -17,7 +17,8 @@ impl<'a> Attrs<'a> {
         Attrs(list)
     }
 
-    fn get(&self, key: &str) -> Option<&'a AnyValue> {
+    /// The raw value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&'a AnyValue> {
         self.0
             .iter()
             .rev()

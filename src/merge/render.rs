@@ -10,7 +10,7 @@
 //!   denial (rule, user, or hook) marks it denied.
 
 use super::ids;
-use super::session::{is_agent_tool, LlmFacts, NativeSpan, Session, ToolFacts, Usage};
+use super::session::{attr_of, is_agent_tool, LlmFacts, NativeSpan, Session, ToolFacts, Usage};
 use crate::model::span::{Attr, SpanKind, SpanRecord, SpanStatus};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -284,7 +284,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
     let empty_llm = LlmFacts::default();
     let mut llms: Vec<(Placed, SpanRecord, Usage, f64, bool)> = Vec::new();
     for key in llm_keys {
-        let f = session.llms.get(key).unwrap_or(&empty_llm);
+        let f = session.llms.get(key).map_or(&empty_llm, |f| f);
         let native = natives.llm.get(key).copied();
         // A call known only from a response body or assistant text is not a
         // call of its own (the request id joins it to one that is).
@@ -432,7 +432,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
         if let Some(messages) = input {
             a.insert(
                 "gen_ai.input.messages".into(),
-                truncate(messages.to_string(), max).into(),
+                truncate(messages.clone(), max).into(),
             );
         }
         let output = f
@@ -483,7 +483,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
     let empty_tool = ToolFacts::default();
     let mut tools: Vec<(Placed, SpanRecord, ToolState)> = Vec::new();
     for key in tool_keys {
-        let f = session.tools.get(key).unwrap_or(&empty_tool);
+        let f = session.tools.get(key).map_or(&empty_tool, |f| f);
         let native = natives.tool.get(key).copied();
         let exec = natives.exec.get(key).copied();
         let blocked = natives.blocked.get(key).copied();
@@ -615,7 +615,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
                 native.and_then(|n| n.output.as_ref()).and_then(|o| {
                     ["output", "content", "diff"]
                         .iter()
-                        .find_map(|k| o.get(*k).and_then(Attr::as_str).map(str::to_string))
+                        .find_map(|k| attr_of(o, k).and_then(Attr::as_str).map(str::to_string))
                 })
             });
         if let Some(out) = output {

@@ -4,14 +4,15 @@
 //! same inputs give the same state in any order and replays change nothing.
 //! Joining the sources into a tree happens later, in [`super::render`].
 
-use super::attrs::{parse_time, Attrs};
+use super::attrs::{parse_time, to_attr, Attrs};
+use super::ids;
 use crate::model::span::Attr;
 use crate::model::{HookEvent, HookEventName};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Keeps the smaller value.
 pub fn set_min(slot: &mut Option<u64>, v: Option<u64>) {
@@ -140,6 +141,9 @@ pub struct LlmFacts {
     /// Trace and span of the log records (interaction or Agent execution).
     pub log_trace: Option<[u8; 16]>,
     pub log_span: Option<[u8; 8]>,
+    /// Its span was exported: the content above only it shows (output,
+    /// transcript blocks, response text) is no longer kept.
+    pub released: bool,
 }
 
 /// One tool call.
@@ -175,6 +179,8 @@ pub struct ToolFacts {
     /// For Agent calls: the subagent it started.
     pub spawned_agent: Option<String>,
     pub log_trace: Option<[u8; 16]>,
+    /// Its span was exported: its input and output are no longer kept.
+    pub released: bool,
 }
 
 /// A subagent.
@@ -191,7 +197,41 @@ pub struct AgentFacts {
     pub transcript_path: Option<String>,
 }
 
-/// A native beta span as received.
+/// The attributes of native spans that the merge reads; the others are not
+/// kept (they reach exporters that asked for native spans unchanged).
+pub const NATIVE_ATTRS: &[&str] = &[
+    "agent_id",
+    "anthropic.mcp.server.name",
+    "attempt",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+    "client_request_id",
+    "decision",
+    "gen_ai.response.id",
+    "gen_ai.tool.call.id",
+    "input_tokens",
+    "model",
+    "output_tokens",
+    "query_source",
+    "query_source_safe",
+    "request_id",
+    "source",
+    "status_code",
+    "stop_reason",
+    "tool_name",
+    "tool_use_id",
+    "ttft_ms",
+    "user_prompt",
+];
+
+/// The attributes of a `claude_code.tool` span's `tool.output` event that
+/// the merge reads.
+pub const NATIVE_OUTPUT_ATTRS: &[&str] = &["content", "diff", "output"];
+
+/// Set on a native model call from its `gen_ai.request.attempt` events.
+pub const NATIVE_ATTEMPTS: &str = "ccotel.attempts";
+
+/// A native beta span as received (the attributes the merge reads).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NativeSpan {
     pub name: String,
@@ -200,17 +240,36 @@ pub struct NativeSpan {
     pub start: u64,
     pub end: u64,
     pub error: Option<String>,
-    pub attrs: BTreeMap<String, Attr>,
-    /// Attributes of the `tool.output` event, when content logging is on.
-    pub output: Option<BTreeMap<String, Attr>>,
+    /// Sorted by name.
+    pub attrs: Box<[(&'static str, Attr)]>,
+    /// Attributes of the `tool.output` event of a `claude_code.tool` span,
+    /// when content logging is on; sorted by name.
+    pub output: Option<Box<[(&'static str, Attr)]>>,
+}
+
+/// The attributes of `list` named in `keep` (sorted), under their static
+/// names, sorted.
+fn kept_attrs(list: &[KeyValue], keep: &[&'static str]) -> Vec<(&'static str, Attr)> {
+    let attrs = Attrs::new(list);
+    keep.iter()
+        .filter_map(|k| attrs.get(k).and_then(to_attr).map(|v| (*k, v)))
+        .collect()
+}
+
+/// The value of `key` in attributes sorted by name.
+pub fn attr_of<'a>(attrs: &'a [(&'static str, Attr)], key: &str) -> Option<&'a Attr> {
+    attrs
+        .binary_search_by(|(k, _)| (*k).cmp(key))
+        .ok()
+        .map(|i| &attrs[i].1)
 }
 
 impl NativeSpan {
     pub fn str(&self, key: &str) -> Option<&str> {
-        self.attrs.get(key).and_then(Attr::as_str)
+        attr_of(&self.attrs, key).and_then(Attr::as_str)
     }
     pub fn i64(&self, key: &str) -> Option<i64> {
-        self.attrs.get(key).and_then(|a| match a {
+        attr_of(&self.attrs, key).and_then(|a| match a {
             Attr::Str(s) => s.parse().ok(),
             other => other.as_i64().or_else(|| other.as_f64().map(|f| f as i64)),
         })
@@ -240,20 +299,21 @@ pub struct SessionFacts {
     pub metric_points: BTreeMap<(String, String, u64), f64>,
 }
 
-/// Everything known about one session.
+/// Everything known about one session. (Entities are boxed: a B-tree node
+/// holds room for eleven values, most of it empty in a small session.)
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Session {
     pub id: String,
     pub facts: SessionFacts,
-    pub turns: BTreeMap<String, TurnFacts>,
-    pub llms: BTreeMap<String, LlmFacts>,
-    pub tools: BTreeMap<String, ToolFacts>,
-    pub agents: BTreeMap<String, AgentFacts>,
-    pub natives: BTreeMap<[u8; 8], NativeSpan>,
+    pub turns: BTreeMap<String, Box<TurnFacts>>,
+    pub llms: BTreeMap<String, Box<LlmFacts>>,
+    pub tools: BTreeMap<String, Box<ToolFacts>>,
+    pub agents: BTreeMap<String, Box<AgentFacts>>,
+    pub natives: BTreeMap<[u8; 8], Box<NativeSpan>>,
     /// Native trace id → prompt id, from log records carrying both.
     pub trace_prompt: BTreeMap<[u8; 16], String>,
-    /// request_body_id → input messages of that request.
-    pub request_bodies: BTreeMap<String, Value>,
+    /// request_body_id → input messages of that request, as JSON text.
+    pub request_bodies: BTreeMap<String, String>,
     /// Bytes read so far of each transcript file.
     pub transcript_offsets: BTreeMap<String, u64>,
     /// The prompt id in force at that offset of each transcript file: only
@@ -495,7 +555,8 @@ impl Session {
                             messages: Some(messages),
                         }) = serde_json::from_str(body)
                         {
-                            self.request_bodies.insert(id.to_string(), messages);
+                            self.request_bodies
+                                .insert(id.to_string(), messages.to_string());
                         }
                     }
                 }
@@ -658,39 +719,30 @@ impl Session {
             .events
             .iter()
             .find(|e| e.name == "tool.output")
-            .map(|e| Attrs::new(&e.attributes).to_map());
-        let mut attrs = a.to_map();
-        for k in [
-            "user.id",
-            "session.id",
-            "user.email",
-            "organization.id",
-            "user.account_uuid",
-            "user.account_id",
-            "terminal.type",
-        ] {
-            attrs.remove(k);
-        }
+            .filter(|_| span.name == "claude_code.tool")
+            .map(|e| kept_attrs(&e.attributes, NATIVE_OUTPUT_ATTRS).into_boxed_slice());
+        let mut attrs = kept_attrs(&span.attributes, NATIVE_ATTRS);
         let attempts = span
             .events
             .iter()
             .filter(|e| e.name == "gen_ai.request.attempt")
             .count() as i64;
         if attempts > 0 {
-            attrs.insert("ccotel.attempts".into(), Attr::Int(attempts));
+            attrs.push((NATIVE_ATTEMPTS, Attr::Int(attempts)));
+            attrs.sort_by_key(|(k, _)| *k);
         }
         self.natives.insert(
             id,
-            NativeSpan {
+            Box::new(NativeSpan {
                 name: span.name.clone(),
                 trace_id: trace,
                 parent: id8(&span.parent_span_id),
                 start: span.start_time_unix_nano,
                 end: span.end_time_unix_nano,
                 error,
-                attrs,
+                attrs: attrs.into_boxed_slice(),
                 output,
-            },
+            }),
         );
     }
 
@@ -707,6 +759,62 @@ impl Session {
         self.facts
             .metric_points
             .insert((metric.to_string(), key, time), value);
+    }
+
+    /// Drops the content that only spans already exported show: a model
+    /// call's output and input messages, a tool call's input and output.
+    /// Everything another span reads (ids, times, usage, cost, errors, turn
+    /// texts for the root) stays, so the spans still to come are the same as
+    /// if nothing had been dropped. Content arriving later for a released
+    /// call is dropped again by the next call.
+    pub fn release_exported(&mut self, exported: &HashSet<[u8; 8]>) {
+        let sid = self.id.as_str();
+        for (key, llm) in &mut self.llms {
+            if !llm.released && exported.contains(&ids::span_id(sid, "llm", key)) {
+                llm.released = true;
+            }
+            if llm.released {
+                llm.output = None;
+                llm.tx_blocks = Vec::new();
+                llm.response_text = None;
+            }
+        }
+        if !self.request_bodies.is_empty() {
+            let mut used: BTreeMap<&str, bool> = BTreeMap::new();
+            for llm in self.llms.values() {
+                if let Some(id) = &llm.request_body_id {
+                    *used.entry(id.as_str()).or_insert(true) &= llm.released;
+                }
+            }
+            // Bodies no call names yet may still be claimed by a late response.
+            self.request_bodies
+                .retain(|id, _| !used.get(id.as_str()).copied().unwrap_or(false));
+        }
+        for (key, tool) in &mut self.tools {
+            if !tool.released && exported.contains(&ids::span_id(sid, "tool", key)) {
+                tool.released = true;
+            }
+            if tool.released {
+                tool.input = None;
+                tool.response = None;
+                // Whether there is a result still decides the call's state
+                // (its errors count on the turn and the session).
+                if let Some(r) = &mut tool.tx_result {
+                    if !r.is_null() {
+                        *r = Value::Null;
+                    }
+                }
+            }
+        }
+        for span in self.natives.values_mut() {
+            if span.output.is_none() {
+                continue;
+            }
+            let tool = span.str("tool_use_id").or(span.str("gen_ai.tool.call.id"));
+            if tool.is_some_and(|t| exported.contains(&ids::span_id(sid, "tool", t))) {
+                span.output = None;
+            }
+        }
     }
 }
 

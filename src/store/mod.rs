@@ -172,40 +172,39 @@ impl Store {
     }
 
     /// Writes events ahead of merging, each linked to the sessions it touches,
-    /// in one transaction.
-    pub fn append(&mut self, events: &[(&Event, Vec<String>)]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
-            path: self.path.clone(),
-            source: e,
-        })?;
+    /// in one transaction. Returns the id each event was stored under (none
+    /// for an event that touches no session).
+    pub fn append(
+        &mut self,
+        events: &[(&Event, Vec<String>)],
+    ) -> Result<Vec<Option<i64>>, StoreError> {
+        let path = self.path.clone();
+        let e = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut ids = Vec::with_capacity(events.len());
         {
             let mut ins = tx
                 .prepare_cached(
                     "INSERT INTO events (received_at, transport, kind, body) VALUES (?1, ?2, ?3, ?4)",
                 )
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(e)?;
             let mut link = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO event_sessions (session_id, event_id) VALUES (?1, ?2)",
                 )
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(e)?;
             let mut sess = tx
                 .prepare_cached(
                     "INSERT INTO sessions (session_id, first_seen, last_seen) VALUES (?1, ?2, ?2)
                      ON CONFLICT(session_id) DO UPDATE SET last_seen = max(last_seen, ?2), closed = 0",
                 )
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(e)?;
             for (event, sessions) in events {
                 if sessions.is_empty() {
+                    ids.push(None);
                     continue;
                 }
                 let (kind, body) = encode(event);
@@ -215,43 +214,57 @@ impl Store {
                     kind,
                     &body[..]
                 ])
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.clone(),
-                    source: e,
-                })?;
+                .map_err(e)?;
                 let id = tx.last_insert_rowid();
                 for s in sessions {
-                    link.execute(params![s, id])
-                        .map_err(|e| StoreError::Sqlite {
-                            path: self.path.clone(),
-                            source: e,
-                        })?;
+                    link.execute(params![s, id]).map_err(e)?;
                     sess.execute(params![s, event.received_at as i64])
-                        .map_err(|e| StoreError::Sqlite {
-                            path: self.path.clone(),
-                            source: e,
-                        })?;
+                        .map_err(e)?;
                 }
+                ids.push(Some(id));
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(e)?;
+        Ok(ids)
     }
 
-    /// Every stored event of the sessions that were still open, in arrival
-    /// order, to rebuild them after a restart.
-    pub fn open_session_events(&self) -> Result<Vec<Event>, StoreError> {
+    /// The sessions not marked closed, to rebuild after a restart.
+    pub fn open_sessions(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT DISTINCT e.id, e.received_at, e.transport, e.kind, e.body
-                 FROM events e JOIN event_sessions es ON es.event_id = e.id
-                 JOIN sessions s ON s.session_id = es.session_id
-                 WHERE s.closed = 0 ORDER BY e.id",
-            )
+            .prepare_cached("SELECT session_id FROM sessions WHERE closed = 0 ORDER BY session_id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The stored events of one session from event id `from` on, in arrival
+    /// order: what a session evicted from memory is rebuilt from.
+    pub fn session_events(
+        &self,
+        session: &str,
+        from: i64,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
+        self.read_events(
+            "SELECT e.id, e.received_at, e.transport, e.kind, e.body
+             FROM event_sessions es JOIN events e ON e.id = es.event_id
+             WHERE es.session_id = ?1 AND es.event_id >= ?2 ORDER BY es.event_id",
+            params![session, from],
+        )
+    }
+
+    fn read_events(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, |r| {
                 Ok((
+                    r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
@@ -261,9 +274,9 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (at, transport, kind, body) = row.map_err(|e| self.err(e))?;
+            let (id, at, transport, kind, body) = row.map_err(|e| self.err(e))?;
             match decode(at as u64, &transport, &kind, &body) {
-                Some(ev) => out.push(ev),
+                Some(ev) => out.push((id, ev)),
                 None => tracing::warn!(kind, "skipping a stored event that no longer decodes"),
             }
         }

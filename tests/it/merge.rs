@@ -541,3 +541,354 @@ fn a_restart_mid_session_rebuilds_it_from_the_store() {
         );
     }
 }
+
+/// Feeds events one at a time to an engine with a store, ticking and
+/// recording after each as `serve` does (once as it arrives, once 1 ns
+/// later), then lets the session close and the grace pass; returns every
+/// exported span and how often a session left memory.
+fn merge_stored(events: &[Event], cfg: MergeConfig) -> (Vec<SpanRecord>, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ccotel::store::Store::open(dir.path()).unwrap();
+    let mut engine = Engine::new(cfg, Some(store));
+    let mut out = Vec::new();
+    let mut evictions = 0;
+    let mut step = |engine: &mut Engine, now: u64| {
+        let before = engine.counts().1;
+        let due = engine.tick(now, false);
+        engine.record(&due);
+        out.extend(due.into_iter().flat_map(|x| x.spans));
+        evictions += engine.counts().1.saturating_sub(before);
+    };
+    for e in events {
+        engine.ingest(std::slice::from_ref(e));
+        step(&mut engine, e.received_at);
+        step(&mut engine, e.received_at + 1);
+    }
+    step(&mut engine, LATER);
+    step(&mut engine, LATER + 3_600_000_000_000);
+    (out, evictions)
+}
+
+/// Exported spans by id; fails when one was exported twice.
+fn by_id(spans: &[SpanRecord], what: &str) -> BTreeMap<[u8; 8], SpanRecord> {
+    let map: BTreeMap<[u8; 8], SpanRecord> = spans.iter().map(|s| (s.span_id, s.clone())).collect();
+    assert_eq!(map.len(), spans.len(), "{what}: a span was exported twice");
+    map
+}
+
+#[test]
+fn sessions_that_leave_memory_when_quiet_export_the_same_spans() {
+    for scenario in fixtures::SCENARIOS {
+        let events = fixtures::events(scenario, Sources::ALL);
+        // A 1 ms grace exports as soon as a span is complete, so the session
+        // has nothing pending between most events: it leaves memory after
+        // nearly every one and is rebuilt from the store by the next. The
+        // default grace keeps the trees golden.
+        for grace in [Duration::from_millis(1), Duration::from_secs(10)] {
+            let what = format!("{scenario}, grace {grace:?}");
+            let mut keep = config(scenario, true);
+            keep.grace_period = grace;
+            keep.evict_after = Duration::ZERO;
+            let mut evict = keep.clone();
+            evict.evict_after = Duration::from_nanos(1);
+            let (kept, none) = merge_stored(&events, keep);
+            let (rebuilt, evictions) = merge_stored(&events, evict);
+            assert_eq!(none, 0, "{what}: evict_after = 0 keeps sessions");
+            assert_eq!(
+                by_id(&rebuilt, &what),
+                by_id(&kept, &what),
+                "{what}: same spans with and without eviction"
+            );
+            if grace == Duration::from_millis(1) {
+                assert!(evictions > 0, "{what}: the session left memory");
+            } else {
+                check_facts(scenario, &rebuilt, "evicted when quiet");
+                assert_eq!(
+                    tree_text(&rebuilt),
+                    std::fs::read_to_string(golden_path(scenario)).unwrap()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn releasing_exported_content_leaves_the_spans_still_to_come_unchanged() {
+    use ccotel::merge::render::{render, RenderOptions};
+    use ccotel::merge::session::Session;
+    for scenario in fixtures::SCENARIOS {
+        let expected = fixtures::expected(scenario);
+        let sid = expected["session_ids"][0].as_str().unwrap();
+        let mut session = Session::new(sid);
+        for e in fixtures::events(scenario, Sources::ALL) {
+            ccotel::merge::route::apply(&mut session, &e);
+        }
+        let (from, to) = fixtures::transcript_map(scenario);
+        let mut paths: Vec<String> = session.facts.transcript_path.iter().cloned().collect();
+        paths.extend(
+            session
+                .agents
+                .values()
+                .filter_map(|a| a.transcript_path.clone()),
+        );
+        for p in paths {
+            let local = p.replacen(&from, &to.display().to_string(), 1);
+            ccotel::merge::transcript::read_new(&mut session, &local);
+        }
+        for opts in [
+            RenderOptions {
+                idle_closed_at: None,
+                max_content: 64 * 1024,
+            },
+            RenderOptions {
+                idle_closed_at: Some(LATER),
+                max_content: 100,
+            },
+        ] {
+            let full = render(&session, &opts);
+            let spans = &full.spans;
+            // Exported so far: every model and tool call; every other span;
+            // everything but the root.
+            let subsets: Vec<std::collections::HashSet<[u8; 8]>> = vec![
+                spans
+                    .iter()
+                    .filter(|r| matches!(r.span.kind, SpanKind::Llm | SpanKind::Tool))
+                    .map(|r| r.span.span_id)
+                    .collect(),
+                spans.iter().step_by(2).map(|r| r.span.span_id).collect(),
+                spans
+                    .iter()
+                    .filter(|r| r.span.kind != SpanKind::Session)
+                    .map(|r| r.span.span_id)
+                    .collect(),
+            ];
+            for exported in subsets {
+                let mut released = session.clone();
+                released.release_exported(&exported);
+                let after = render(&released, &opts);
+                assert_eq!(after.resource, full.resource, "{scenario}");
+                let ids = |t: &ccotel::merge::render::Tree| -> Vec<[u8; 8]> {
+                    t.spans.iter().map(|r| r.span.span_id).collect()
+                };
+                assert_eq!(ids(&after), ids(&full), "{scenario}: the same spans");
+                for (a, b) in after.spans.iter().zip(&full.spans) {
+                    if !exported.contains(&b.span.span_id) {
+                        assert_eq!(a, b, "{scenario}: {} changed", b.span.name);
+                    }
+                }
+                // The content of the released calls is gone.
+                let all_llms = spans
+                    .iter()
+                    .filter(|r| r.span.kind == SpanKind::Llm)
+                    .all(|r| exported.contains(&r.span.span_id));
+                if all_llms {
+                    assert!(released.request_bodies.is_empty() || session.llms.is_empty());
+                    assert!(released
+                        .llms
+                        .values()
+                        .all(|l| l.output.is_none() && l.tx_blocks.is_empty()));
+                }
+            }
+        }
+    }
+}
+
+/// Steps of a made-up session: events at given times, and ticks.
+enum Step {
+    Event(Event),
+    Tick(u64),
+    /// ccotel is killed and started again on the same store.
+    Restart,
+}
+
+/// Runs the steps on an engine with a store; returns the exported spans and
+/// the engine's (in memory, evicted) counts after each tick.
+fn run_steps(steps: &[Step], evict_after: Duration) -> (Vec<SpanRecord>, Vec<(usize, usize)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MergeConfig {
+        read_transcripts: false,
+        grace_period: Duration::from_secs(1),
+        evict_after,
+        ..Default::default()
+    };
+    let open = || ccotel::store::Store::open(dir.path()).unwrap();
+    let mut engine = Engine::new(cfg.clone(), Some(open()));
+    let (mut out, mut counts) = (Vec::new(), Vec::new());
+    for step in steps {
+        match step {
+            Step::Event(e) => engine.ingest(std::slice::from_ref(e)),
+            Step::Tick(now) => {
+                let due = engine.tick(*now, false);
+                engine.record(&due);
+                out.extend(due.into_iter().flat_map(|x| x.spans));
+                counts.push(engine.counts());
+            }
+            Step::Restart => {
+                drop(engine);
+                engine = Engine::new(cfg.clone(), Some(open()));
+                engine.restore();
+            }
+        }
+    }
+    (out, counts)
+}
+
+const S: u64 = 1_000_000_000;
+
+/// A session with one turn and one tool call, all exported by `T0 + 10 s`,
+/// then quiet.
+fn first_turn(sid: &str) -> Vec<Step> {
+    let t0 = 1_800_000_000 * S;
+    vec![
+        Step::Event(hook(
+            sid,
+            "SessionStart",
+            t0,
+            serde_json::json!({"source": "startup"}),
+        )),
+        Step::Event(hook(
+            sid,
+            "UserPromptSubmit",
+            t0 + S,
+            serde_json::json!({"prompt_id": "p1", "prompt": "list the files"}),
+        )),
+        Step::Event(hook(
+            sid,
+            "PreToolUse",
+            t0 + 2 * S,
+            serde_json::json!({"prompt_id": "p1", "tool_use_id": "toolu_1", "tool_name": "Bash", "tool_input": {"command": "ls"}}),
+        )),
+        Step::Event(hook(
+            sid,
+            "PostToolUse",
+            t0 + 3 * S,
+            serde_json::json!({"prompt_id": "p1", "tool_use_id": "toolu_1", "tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_response": {"stdout": "a b"}}),
+        )),
+        Step::Event(hook(
+            sid,
+            "Stop",
+            t0 + 4 * S,
+            serde_json::json!({"prompt_id": "p1", "last_assistant_message": "a and b"}),
+        )),
+        Step::Tick(t0 + 4 * S),
+        Step::Tick(t0 + 6 * S),
+        // Quiet for 14 s, nothing pending.
+        Step::Tick(t0 + 20 * S),
+    ]
+}
+
+#[test]
+fn a_quiet_session_leaves_memory_and_its_next_prompt_continues_the_same_trace() {
+    let sid = "0b5e1a60-quiet";
+    let t0 = 1_800_000_000 * S;
+    let mut late = first_turn(sid);
+    late.extend([
+        // A late, different copy of the tool's result, for a span already out.
+        Step::Event(hook(
+            sid,
+            "PostToolUse",
+            t0 + 21 * S,
+            serde_json::json!({"prompt_id": "p1", "tool_use_id": "toolu_1", "tool_name": "Bash", "tool_response": {"stdout": "a b c d e f"}}),
+        )),
+        Step::Tick(t0 + 21 * S),
+        Step::Tick(t0 + 30 * S),
+        Step::Tick(t0 + 45 * S),
+        // The user comes back: a second turn.
+        Step::Event(hook(
+            sid,
+            "UserPromptSubmit",
+            t0 + 50 * S,
+            serde_json::json!({"prompt_id": "p2", "prompt": "thanks"}),
+        )),
+        Step::Event(hook(
+            sid,
+            "Stop",
+            t0 + 51 * S,
+            serde_json::json!({"prompt_id": "p2", "last_assistant_message": "you are welcome"}),
+        )),
+        Step::Tick(t0 + 51 * S),
+        Step::Tick(t0 + 53 * S),
+        Step::Tick(t0 + 70 * S),
+        Step::Event(hook(sid, "SessionEnd", t0 + 80 * S, serde_json::json!({"reason": "other"}))),
+        Step::Tick(t0 + 80 * S),
+        Step::Tick(t0 + 82 * S),
+    ]);
+    let (kept, kept_counts) = run_steps(&late, Duration::ZERO);
+    let (evicted, counts) = run_steps(&late, Duration::from_secs(5));
+    assert!(kept_counts.iter().all(|(_, e)| *e == 0));
+    // Quiet at +20 s: out of memory; back for the late result, out again,
+    // back for the second prompt; finished after SessionEnd.
+    assert_eq!(counts[2], (0, 1), "evicted once quiet");
+    assert_eq!(counts[3], (1, 0), "rebuilt by the late result");
+    assert_eq!(counts[5], (0, 1), "evicted again");
+    assert_eq!(counts[6], (1, 0), "rebuilt by the next prompt");
+    assert_eq!(*counts.last().unwrap(), (0, 0), "finished");
+    assert_eq!(
+        by_id(&evicted, "evicted"),
+        by_id(&kept, "kept"),
+        "the same spans, ids and attributes"
+    );
+    let names: Vec<&str> = evicted.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "claude_code.tool").count(),
+        1,
+        "the late result did not export the tool call again"
+    );
+    let turn2 = evicted
+        .iter()
+        .find(|s| s.attr("prompt.id").and_then(Attr::as_str) == Some("p2"))
+        .unwrap();
+    assert_eq!(
+        turn2.attr("interaction.sequence").and_then(Attr::as_i64),
+        Some(2)
+    );
+    let root = evicted
+        .iter()
+        .find(|s| s.kind == SpanKind::Session)
+        .unwrap();
+    assert_eq!(root.attr("totals.turns").and_then(Attr::as_i64), Some(2));
+    assert_eq!(
+        root.attr("totals.tool_calls").and_then(Attr::as_i64),
+        Some(1)
+    );
+    assert_eq!(
+        root.attr("user_prompt").and_then(Attr::as_str),
+        Some("list the files")
+    );
+}
+
+#[test]
+fn an_evicted_session_times_out_and_survives_a_restart() {
+    let sid = "0b5e1a60-timeout";
+    let t0 = 1_800_000_000 * S;
+    let idle = 30 * 60 * S;
+    let mut steps = first_turn(sid);
+    steps.extend([
+        Step::Restart,
+        Step::Tick(t0 + 25 * S),
+        Step::Tick(t0 + 4 * S + idle),
+        Step::Tick(t0 + 10 * S + idle),
+    ]);
+    let (kept, _) = run_steps(&steps, Duration::ZERO);
+    let (evicted, counts) = run_steps(&steps, Duration::from_secs(5));
+    assert_eq!(counts[2], (0, 1), "evicted once quiet");
+    assert_eq!(
+        counts[3],
+        (0, 1),
+        "rebuilt after the restart, evicted again"
+    );
+    assert_eq!(
+        *counts.last().unwrap(),
+        (0, 0),
+        "closed by the idle timeout"
+    );
+    assert_eq!(by_id(&evicted, "evicted"), by_id(&kept, "kept"));
+    let root = evicted
+        .iter()
+        .find(|s| s.kind == SpanKind::Session)
+        .unwrap();
+    assert_eq!(
+        root.attr("session.end_reason").and_then(Attr::as_str),
+        Some("idle_timeout")
+    );
+}

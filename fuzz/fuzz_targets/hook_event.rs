@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
                 received_at: 1_000_000_000 + i as u64 * 1_000_000,
                 transport: ccotel::model::Transport::HookHttp,
                 payload: ccotel::model::Payload::Hook(h),
+                wire: None,
             });
         }
     }

@@ -54,11 +54,64 @@ struct Evicted {
     from_event: i64,
 }
 
+/// A session id held without a heap allocation of its own when it is short
+/// (Claude Code's are 36-byte UUIDs). Evicted and finished sessions keep
+/// their ids while the memory around them is freed, and one small
+/// allocation left in a freed region keeps its whole page resident.
+#[derive(Clone)]
+enum Sid {
+    Inline(u8, [u8; SID_INLINE]),
+    Heap(Box<str>),
+}
+
+const SID_INLINE: usize = 47;
+
+impl Sid {
+    fn new(s: &str) -> Sid {
+        if s.len() <= SID_INLINE {
+            let mut b = [0u8; SID_INLINE];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            Sid::Inline(s.len() as u8, b)
+        } else {
+            Sid::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a str, cut at its length.
+            Sid::Inline(n, b) => std::str::from_utf8(&b[..*n as usize]).unwrap_or_default(),
+            Sid::Heap(s) => s,
+        }
+    }
+}
+
+impl std::hash::Hash for Sid {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl PartialEq for Sid {
+    fn eq(&self, other: &Sid) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Sid {}
+
+impl std::borrow::Borrow<str> for Sid {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
 /// How many finished sessions keep their exported-span ids in memory (the
 /// store keeps them all).
 const FINISHED_MEMORY: usize = 4096;
 
-/// How often, at most, freed session memory is handed back to the system.
+/// How often freed session memory is handed back to the system while
+/// sessions keep leaving memory (measured: 1–7 ms for a 190 MiB heap).
 const TRIM_EVERY: u64 = 5_000_000_000;
 
 /// Hands free heap memory back to the system. glibc keeps what was freed
@@ -84,9 +137,9 @@ pub struct Engine {
     sessions: HashMap<String, Live>,
     /// Open sessions with nothing left to export that went quiet: rebuilt
     /// from the store when they hear from Claude Code again.
-    evicted: HashMap<Box<str>, Evicted>,
-    finished: HashMap<String, HashSet<[u8; 8]>>,
-    finished_order: VecDeque<String>,
+    evicted: HashMap<Sid, Evicted>,
+    finished: HashMap<Sid, Box<[[u8; 8]]>>,
+    finished_order: VecDeque<Sid>,
     /// Sessions finished by the last tick, to mark closed once recorded.
     closing: Vec<String>,
     /// Sessions that left memory since free memory was last handed back to
@@ -240,7 +293,7 @@ impl Engine {
     fn live(&mut self, sid: &str, stored: Option<i64>) -> &mut Live {
         if !self.sessions.contains_key(sid) {
             let exported = match self.finished.remove(sid) {
-                Some(ids) => ids,
+                Some(ids) => ids.iter().copied().collect(),
                 None => self
                     .store
                     .as_ref()
@@ -292,7 +345,7 @@ impl Engine {
             return;
         };
         self.evicted.insert(
-            sid.into(),
+            Sid::new(sid),
             Evicted {
                 last_event: live.last_event,
                 from_event,
@@ -386,14 +439,14 @@ impl Engine {
         let grace = self.cfg.grace_period.as_nanos() as u64;
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
         // Evicted sessions that timed out come back to be closed.
-        let timed_out: Vec<Box<str>> = self
+        let timed_out: Vec<Sid> = self
             .evicted
             .iter()
             .filter(|(_, e)| now.saturating_sub(e.last_event) >= idle)
             .map(|(sid, _)| sid.clone())
             .collect();
         for sid in timed_out {
-            self.revive(&sid);
+            self.revive(sid.as_str());
         }
         let mut out = Vec::new();
         let mut done = Vec::new();
@@ -505,8 +558,10 @@ impl Engine {
         }
         for sid in &done {
             if let Some(live) = self.sessions.remove(sid) {
-                self.finished.insert(sid.clone(), live.exported);
-                self.finished_order.push_back(sid.clone());
+                let sid = Sid::new(sid);
+                self.finished
+                    .insert(sid.clone(), live.exported.into_iter().collect());
+                self.finished_order.push_back(sid);
                 while self.finished_order.len() > FINISHED_MEMORY {
                     if let Some(old) = self.finished_order.pop_front() {
                         self.finished.remove(&old);
@@ -517,8 +572,12 @@ impl Engine {
         for sid in &quiet {
             self.evict(sid);
         }
-        self.released += done.len() + quiet.len();
-        if self.released > 0 && now.saturating_sub(self.trimmed_at) >= TRIM_EVERY {
+        // Hand freed memory back once sessions stop leaving (one trim per
+        // burst), or every TRIM_EVERY while they keep leaving.
+        let leaving = done.len() + quiet.len();
+        self.released += leaving;
+        if self.released > 0 && (leaving == 0 || now.saturating_sub(self.trimmed_at) >= TRIM_EVERY)
+        {
             trim_heap();
             self.released = 0;
             self.trimmed_at = now;
@@ -567,6 +626,11 @@ impl Engine {
                 Err(err) => {
                     failures += 1;
                     tracing::error!(error = %err, session = %e.session, "cannot record exported spans");
+                    // The store no longer knows everything it exported:
+                    // keep the session in memory.
+                    if let Some(live) = self.sessions.get_mut(&e.session) {
+                        live.from_event = None;
+                    }
                 }
             }
         }

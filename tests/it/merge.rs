@@ -859,7 +859,8 @@ fn a_quiet_session_leaves_memory_and_its_next_prompt_continues_the_same_trace() 
 
 #[test]
 fn an_evicted_session_times_out_and_survives_a_restart() {
-    let sid = "0b5e1a60-timeout";
+    // Longer than the ids Claude Code makes (UUIDs).
+    let sid = "0b5e1a60-timeout-a-session-id-longer-than-forty-seven-bytes";
     let t0 = 1_800_000_000 * S;
     let idle = 30 * 60 * S;
     let mut steps = first_turn(sid);

@@ -72,7 +72,9 @@ fn json_text(v: &Value) -> String {
     }
 }
 
-/// Indexes of the native spans by what they describe.
+/// Indexes of the native spans by what they describe. (A native attribute
+/// read here must be listed in [`super::session::NATIVE_ATTRS`]: the others
+/// are not kept.)
 #[derive(Default)]
 struct Natives<'a> {
     tool: BTreeMap<String, &'a NativeSpan>,

@@ -833,3 +833,16 @@ struct ResponseBody {
     #[serde(default)]
     stop_reason: Option<Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kept attributes are looked up by binary search.
+    #[test]
+    fn kept_native_attribute_names_are_sorted_and_unique() {
+        for list in [NATIVE_ATTRS, NATIVE_OUTPUT_ATTRS] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+        }
+    }
+}

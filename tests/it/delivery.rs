@@ -3,9 +3,9 @@
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::fixtures::{self, Sources};
-use crate::support::{eventually, exporter, spawn_app, App};
+use crate::support::{eventually, exporter, post_event, spawn_app, App};
 use ccotel::config::{Config, Protocol};
-use ccotel::model::{Payload, Transport};
+use ccotel::model::Payload;
 use prost::Message;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -15,24 +15,7 @@ use std::time::{Duration, Instant};
 /// Replays a scenario's hooks and OTLP into a running ccotel over HTTP.
 async fn replay(client: &reqwest::Client, base: &str, scenario: &str) {
     for e in fixtures::events(scenario, Sources::ALL) {
-        let (path, ct, body) = match &e.payload {
-            Payload::Hook(h) => (
-                "/v1/hooks",
-                "application/json",
-                serde_json::to_vec(&h.fields).unwrap(),
-            ),
-            Payload::Logs(r) => ("/v1/logs", "application/x-protobuf", r.encode_to_vec()),
-            Payload::Metrics(r) => ("/v1/metrics", "application/x-protobuf", r.encode_to_vec()),
-            Payload::Traces(r) => ("/v1/traces", "application/x-protobuf", r.encode_to_vec()),
-        };
-        let _ = Transport::HookHttp;
-        let r = client
-            .post(format!("{base}{path}"))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_event(client, base, &e).await.unwrap();
         assert_eq!(r.status(), 200);
     }
 }
@@ -270,33 +253,21 @@ async fn sigkill_mid_delivery_loses_nothing() {
     // The backend is down: everything waits on disk. Send half a session...
     let events = fixtures::events("tools-basic", Sources::ALL);
     let half = events.len() / 2;
-    let post = |e: &ccotel::model::Event, base: String| {
-        let (path, body) = match &e.payload {
-            Payload::Hook(h) => ("/v1/hooks", serde_json::to_vec(&h.fields).unwrap()),
-            Payload::Logs(r) => ("/v1/logs", r.encode_to_vec()),
-            Payload::Metrics(r) => ("/v1/metrics", r.encode_to_vec()),
-            Payload::Traces(r) => ("/v1/traces", r.encode_to_vec()),
-        };
-        let ct = if path == "/v1/hooks" {
-            "application/json"
-        } else {
-            "application/x-protobuf"
-        };
-        client
-            .post(format!("{base}{path}"))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-    };
     for e in &events[..half] {
-        assert_eq!(post(e, serve.http.clone()).await.unwrap().status(), 200);
+        assert_eq!(
+            post_event(&client, &serve.http, e).await.unwrap().status(),
+            200
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     serve.kill();
     // ...restart, send the rest, then bring the backend up.
     let serve = Serve::start(&config, dir.path()).await;
     for e in &events[half..] {
-        assert_eq!(post(e, serve.http.clone()).await.unwrap().status(), 200);
+        assert_eq!(
+            post_event(&client, &serve.http, e).await.unwrap().status(),
+            200
+        );
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", backend_port))
         .await

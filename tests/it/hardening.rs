@@ -3,11 +3,10 @@
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::fixtures::{self, Sources};
-use crate::support::{exporter, spawn_app};
+use crate::support::{exporter, post_event, spawn_app};
 use ccotel::config::{Config, Protocol};
 use ccotel::model::{Event, Payload};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-use prost::Message;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -209,25 +208,7 @@ async fn no_secret_reaches_an_exporter_or_the_store() {
     let store_dir = app.store_dir();
     for scenario in ["tools-basic", "subagent"] {
         for e in salted_events(scenario, &secrets) {
-            let (path, body) = match &e.payload {
-                Payload::Hook(h) => ("/v1/hooks", serde_json::to_vec(&h.fields).unwrap()),
-                Payload::Logs(r) => ("/v1/logs", r.encode_to_vec()),
-                Payload::Metrics(r) => ("/v1/metrics", r.encode_to_vec()),
-                Payload::Traces(r) => ("/v1/traces", r.encode_to_vec()),
-            };
-            let ct = if path == "/v1/hooks" {
-                "application/json"
-            } else {
-                "application/x-protobuf"
-            };
-            let r = app
-                .client
-                .post(app.url(path))
-                .header("content-type", ct)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = post_event(&app.client, &app.base(), &e).await.unwrap();
             assert_eq!(r.status(), 200);
         }
     }
@@ -439,25 +420,7 @@ async fn a_truncated_60kb_body_is_accepted_and_the_call_still_merged() {
         }
     }
     for e in &events {
-        let (path, body) = match &e.payload {
-            Payload::Hook(h) => ("/v1/hooks", serde_json::to_vec(&h.fields).unwrap()),
-            Payload::Logs(r) => ("/v1/logs", r.encode_to_vec()),
-            Payload::Metrics(r) => ("/v1/metrics", r.encode_to_vec()),
-            Payload::Traces(r) => ("/v1/traces", r.encode_to_vec()),
-        };
-        let ct = if path == "/v1/hooks" {
-            "application/json"
-        } else {
-            "application/x-protobuf"
-        };
-        let r = app
-            .client
-            .post(app.url(path))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_event(&app.client, &app.base(), e).await.unwrap();
         assert_eq!(r.status(), 200);
     }
     app.shutdown().await;

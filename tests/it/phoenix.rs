@@ -3,10 +3,8 @@
 //! API must be the tree ccotel built.
 
 use crate::support::fixtures::{self, Sources};
-use crate::support::{exporter, spawn_app};
+use crate::support::{exporter, post_event, spawn_app};
 use ccotel::config::{Config, Protocol};
-use ccotel::model::Payload;
-use prost::Message;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -88,23 +86,7 @@ async fn the_tree_read_back_from_phoenix_is_the_tree_ccotel_built() {
     let app = spawn_app(config).await;
     let mut sent_tree = None;
     for ev in fixtures::events(scenario, Sources::ALL) {
-        let (path, ct, body) = match &ev.payload {
-            Payload::Hook(h) => (
-                "/v1/hooks",
-                "application/json",
-                serde_json::to_vec(&h.fields).unwrap(),
-            ),
-            Payload::Logs(r) => ("/v1/logs", "application/x-protobuf", r.encode_to_vec()),
-            Payload::Metrics(r) => ("/v1/metrics", "application/x-protobuf", r.encode_to_vec()),
-            Payload::Traces(r) => ("/v1/traces", "application/x-protobuf", r.encode_to_vec()),
-        };
-        let r = client
-            .post(app.url(path))
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_event(&client, &app.base(), &ev).await.unwrap();
         assert_eq!(r.status(), 200);
     }
     app.shutdown().await;

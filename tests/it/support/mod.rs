@@ -4,6 +4,7 @@ pub mod backend;
 pub mod fixtures;
 
 use ccotel::config::{Config, ExporterConfig, Protocol};
+use ccotel::model::{Event, Payload};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -42,7 +43,43 @@ pub async fn spawn_app(mut config: Config) -> App {
     }
 }
 
+/// An input as Claude Code sends it over HTTP: path, content type and body
+/// (hooks as JSON, OTLP as protobuf).
+pub fn http_request(e: &Event) -> (&'static str, &'static str, Vec<u8>) {
+    use prost::Message;
+    match &e.payload {
+        Payload::Hook(h) => (
+            "/v1/hooks",
+            "application/json",
+            serde_json::to_vec(&h.fields).unwrap(),
+        ),
+        Payload::Logs(r) => ("/v1/logs", "application/x-protobuf", r.encode_to_vec()),
+        Payload::Metrics(r) => ("/v1/metrics", "application/x-protobuf", r.encode_to_vec()),
+        Payload::Traces(r) => ("/v1/traces", "application/x-protobuf", r.encode_to_vec()),
+    }
+}
+
+/// Posts an input to the ccotel whose HTTP base is `base` (`http://host:port`).
+pub async fn post_event(
+    client: &reqwest::Client,
+    base: &str,
+    e: &Event,
+) -> reqwest::Result<reqwest::Response> {
+    let (path, ct, body) = http_request(e);
+    client
+        .post(format!("{base}{path}"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+}
+
 impl App {
+    /// `http://host:port` of the HTTP receiver.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.http, path)
     }

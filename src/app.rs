@@ -30,6 +30,7 @@ pub async fn run(
         config.server.queue_bytes,
         registry.stats.clone(),
     );
+    let ingest = ingest.with_hook_wait(config.server.hook_wait);
     let (fanout, exporters) = FanOut::start(
         &config.exporters,
         &registry,

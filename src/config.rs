@@ -102,6 +102,11 @@ pub struct ServerConfig {
     /// engine. Decoded events take several times their wire size, so this
     /// bounds memory under overload. Default 16 MiB.
     pub queue_bytes: usize,
+    /// How long a hook event waits for room in a full buffer before it is
+    /// refused with 503. Claude Code does not retry HTTP hooks, so a burst
+    /// is slowed down rather than lost; `0s` refuses at once. Default 5 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub hook_wait: Duration,
     /// A shared secret every client must send as `Authorization: Bearer
     /// <token>` (OTLP, hooks and the query API; `/healthz` stays open).
     /// Required to listen beyond loopback. May reference `${ENV}`; env
@@ -130,6 +135,7 @@ impl Default for ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             queue_events: 4096,
             queue_bytes: 16 * 1024 * 1024,
+            hook_wait: Duration::from_secs(5),
             token: None,
             allow_unauthenticated: false,
             tls: None,

@@ -45,6 +45,7 @@ counters!(Stats {
     bad_requests,
     unauthorized,
     refused_full,
+    waited_full,
     merged_spans,
     store_errors,
 });

@@ -691,6 +691,18 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            // Before the channel: under a steady stream the channel is never
+            // empty, and spans must still go out on time.
+            _ = ticker.tick() => {
+                let exports = engine.tick(now(), false);
+                send(&fanout, &stats, &exports);
+                engine.record(&exports);
+                publish(&feed, &exports);
+                if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                    last_prune = Some(std::time::Instant::now());
+                    engine.prune(now());
+                }
+            }
             next = rx.recv() => match next {
                 Some(first) => {
                     batch.push(forward(&fanout, &engine, first.event, &mut forwarded));
@@ -707,16 +719,6 @@ pub async fn run(
                 }
                 None => break,
             },
-            _ = ticker.tick() => {
-                let exports = engine.tick(now(), false);
-                send(&fanout, &stats, &exports);
-                engine.record(&exports);
-                publish(&feed, &exports);
-                if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                    last_prune = Some(std::time::Instant::now());
-                    engine.prune(now());
-                }
-            }
         }
     }
     rx.close();

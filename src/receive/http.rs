@@ -229,7 +229,12 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     if let Some(at) = hook_time(&headers, accepted.received_at) {
         accepted.received_at = at;
     }
-    if state.ingest.submit(accepted, bytes.len()).is_err() {
+    if state
+        .ingest
+        .submit_hook(accepted, bytes.len())
+        .await
+        .is_err()
+    {
         return hook_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ccotel is overloaded: its internal queue is full; retry later",

@@ -41,6 +41,8 @@ pub struct Ingest {
     tx: mpsc::Sender<Accepted>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
+    /// How long a hook event may wait for room before it is refused.
+    hook_wait: std::time::Duration,
     pub stats: Arc<Stats>,
 }
 
@@ -64,15 +66,22 @@ impl Ingest {
                 tx,
                 bytes: Arc::new(Semaphore::new(byte_budget)),
                 byte_budget,
+                hook_wait: std::time::Duration::ZERO,
                 stats,
             },
             rx,
         )
     }
 
+    /// Lets hook events wait up to `wait` for room when the channel is full.
+    pub fn with_hook_wait(mut self, wait: std::time::Duration) -> Ingest {
+        self.hook_wait = wait;
+        self
+    }
+
     /// Queues an event without waiting; `size` is its wire size.
     pub fn submit(&self, event: Event, size: usize) -> Result<(), Full> {
-        let want = size.clamp(1, self.byte_budget) as u32;
+        let want = self.want(size);
         let permit = match self.bytes.clone().try_acquire_many_owned(want) {
             Ok(p) => p,
             Err(_) => {
@@ -89,5 +98,52 @@ impl Ingest {
                 self.stats.inc(&self.stats.refused_full);
                 Full
             })
+    }
+
+    /// Queues a hook event, waiting up to the hook wait for room when the
+    /// channel is full. Claude Code never retries a refused HTTP hook, so a
+    /// short delay under a burst is better than a lost event; OTLP senders
+    /// retry, so OTLP uses [`Ingest::submit`] and gets a 503 at once.
+    pub async fn submit_hook(&self, event: Event, size: usize) -> Result<(), Full> {
+        let want = self.want(size);
+        if let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) {
+            match self.tx.try_reserve() {
+                Ok(slot) => {
+                    slot.send(Accepted {
+                        event,
+                        _permit: Some(permit),
+                    });
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    self.stats.inc(&self.stats.refused_full);
+                    return Err(Full);
+                }
+                Err(mpsc::error::TrySendError::Full(())) => drop(permit),
+            }
+        }
+        self.stats.inc(&self.stats.waited_full);
+        let wait = async {
+            let permit = self.bytes.clone().acquire_many_owned(want).await.ok()?;
+            let slot = self.tx.reserve().await.ok()?;
+            Some((permit, slot))
+        };
+        match tokio::time::timeout(self.hook_wait, wait).await {
+            Ok(Some((permit, slot))) => {
+                slot.send(Accepted {
+                    event,
+                    _permit: Some(permit),
+                });
+                Ok(())
+            }
+            _ => {
+                self.stats.inc(&self.stats.refused_full);
+                Err(Full)
+            }
+        }
+    }
+
+    fn want(&self, size: usize) -> u32 {
+        size.clamp(1, self.byte_budget) as u32
     }
 }

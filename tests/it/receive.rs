@@ -575,6 +575,84 @@ async fn a_full_queue_answers_503_and_unavailable() {
     assert_eq!(registry.stats.snapshot()["refused_full"], 2);
 }
 
+/// Claude Code never retries a refused HTTP hook: under a burst the hook
+/// waits for the merge to make room instead of being lost, and only a buffer
+/// that stays full past the wait is refused.
+#[tokio::test]
+async fn a_hook_waits_for_room_in_a_full_queue_instead_of_being_refused() {
+    use ccotel::model::Payload;
+    use ccotel::receive::{http::HttpState, Ingest};
+    use ccotel::telemetry::Registry;
+    use std::sync::Arc;
+    async fn serve(ingest: Ingest, registry: Arc<Registry>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = HttpState {
+            ingest,
+            max_body: 1 << 20,
+            registry,
+            auth: Default::default(),
+        };
+        tokio::spawn(ccotel::receive::http::serve(
+            listener,
+            state,
+            std::future::pending(),
+        ));
+        format!("http://{addr}/v1/hooks")
+    }
+    fn hook(n: usize) -> String {
+        format!(r#"{{"session_id":"s","hook_event_name":"Stop","prompt_id":"p{n}"}}"#)
+    }
+    let client = reqwest::Client::new();
+    let post = |url: &str, body: String| {
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    // Drained while the hook waits: accepted, in order, nothing refused.
+    let registry = Arc::new(Registry::default());
+    let (ingest, mut rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());
+    let url = serve(
+        ingest.with_hook_wait(Duration::from_secs(30)),
+        registry.clone(),
+    )
+    .await;
+    assert_eq!(post(&url, hook(0)).await.unwrap().status(), 200);
+    let waiting = tokio::spawn(post(&url, hook(1)));
+    assert!(
+        eventually(Duration::from_secs(10), || registry.stats.snapshot()
+            ["waited_full"]
+            == 1)
+        .await,
+        "the second hook waits for room"
+    );
+    let prompt = |a: ccotel::receive::Accepted| match a.event.payload {
+        Payload::Hook(h) => h.fields["prompt_id"].as_str().map(str::to_owned),
+        other => panic!("not a hook: {other:?}"),
+    };
+    assert_eq!(prompt(rx.recv().await.unwrap()).as_deref(), Some("p0"));
+    assert_eq!(waiting.await.unwrap().unwrap().status(), 200);
+    assert_eq!(prompt(rx.recv().await.unwrap()).as_deref(), Some("p1"));
+    assert_eq!(registry.stats.snapshot()["refused_full"], 0);
+
+    // Never drained: refused once the wait is over, with a hint to retry.
+    let registry = Arc::new(Registry::default());
+    let (ingest, _rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());
+    let url = serve(
+        ingest.with_hook_wait(Duration::from_millis(200)),
+        registry.clone(),
+    )
+    .await;
+    assert_eq!(post(&url, hook(0)).await.unwrap().status(), 200);
+    let refused = post(&url, hook(1)).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(registry.stats.snapshot()["refused_full"], 1);
+}
+
 #[tokio::test]
 async fn shutdown_flushes_everything_accepted() {
     let backend = Backend::http(Mode::Ok).await;

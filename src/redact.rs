@@ -199,12 +199,14 @@ impl Redactor {
 
     /// Redacts an input in place; returns how many strings changed. When the
     /// event carries its protobuf encoding, one scan of it settles the common
-    /// case; a change clears the encoding, which no longer matches.
+    /// case (a hook's JSON is scanned string by string: its escapes could hide
+    /// a secret from a scan of the bytes); a change clears the encoding,
+    /// which no longer matches.
     pub fn event(&self, event: &mut Event) -> u64 {
         if self.is_empty() {
             return 0;
         }
-        if let Some(wire) = &event.wire {
+        if let (Some(wire), false) = (&event.wire, matches!(event.payload, Payload::Hook(_))) {
             if self.clean_protobuf(wire) {
                 return 0;
             }
@@ -407,5 +409,38 @@ mod tests {
         let r = Redactor::new(true, &["ACME-[^ ]{6}".into()]).unwrap();
         assert!(r.clean_protobuf(&encoded_log("nothing here")));
         assert!(!r.clean_protobuf(&encoded_log("id ACME-123456")));
+    }
+
+    /// A hook keeps its received JSON only while nothing in it changed: the
+    /// store writes those bytes, so a redacted hook must drop them.
+    #[test]
+    fn a_hook_keeps_its_received_bytes_only_when_nothing_was_redacted() {
+        use crate::model::{HookEvent, Transport};
+        let r = Redactor::new(true, &[]).unwrap();
+        let hook = |body: &str| {
+            let b = bytes::Bytes::from(body.to_string());
+            Event::now(
+                Transport::HookHttp,
+                Payload::Hook(HookEvent::parse(&b).unwrap()),
+            )
+            .with_wire(b)
+        };
+        let mut clean =
+            hook(r#"{"session_id":"s","hook_event_name":"Stop","last_assistant_message":"done"}"#);
+        assert_eq!(r.event(&mut clean), 0);
+        assert!(clean.wire.is_some());
+        // The newline escape sits inside the key: a scan of the raw bytes
+        // would not see the key the parsed string holds.
+        let mut secret = hook(
+            r#"{"session_id":"s","hook_event_name":"Stop","last_assistant_message":"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF0qPqBmuNf0Ab\n-----END RSA PRIVATE KEY-----"}"#,
+        );
+        assert_eq!(r.event(&mut secret), 1);
+        assert!(secret.wire.is_none());
+        let Payload::Hook(h) = &secret.payload else {
+            unreachable!()
+        };
+        assert!(h.fields["last_assistant_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("[REDACTED:")));
     }
 }

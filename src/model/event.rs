@@ -63,10 +63,11 @@ pub struct Event {
     pub received_at: u64,
     pub transport: Transport,
     pub payload: Payload,
-    /// The OTLP payload's protobuf encoding, when it is known to be exactly
-    /// `payload` (as received, or encoded once). Forwarding, the exporter
-    /// queues and the write-ahead store all share these bytes instead of
-    /// encoding the request again; whoever changes `payload` clears it.
+    /// The payload's encoding, when it is known to be exactly `payload`: the
+    /// protobuf of an OTLP request (as received, or encoded once), or the
+    /// JSON body of a hook as received. Forwarding, the exporter queues and
+    /// the write-ahead store share these bytes instead of encoding the input
+    /// again; whoever changes `payload` clears it.
     pub wire: Option<Bytes>,
 }
 
@@ -89,6 +90,9 @@ impl Event {
     /// The protobuf encoding of an OTLP payload, encoding it only if it is
     /// not known yet; `None` for hook events.
     pub fn encoded(&mut self) -> Option<Bytes> {
+        if matches!(self.payload, Payload::Hook(_)) {
+            return None;
+        }
         if let Some(w) = &self.wire {
             return Some(w.clone());
         }

@@ -225,16 +225,12 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
         Some(b"command") => Transport::HookCommand,
         _ => Transport::HookHttp,
     };
-    let mut accepted = Event::now(transport, Payload::Hook(event));
+    let size = bytes.len();
+    let mut accepted = Event::now(transport, Payload::Hook(event)).with_wire(bytes);
     if let Some(at) = hook_time(&headers, accepted.received_at) {
         accepted.received_at = at;
     }
-    if state
-        .ingest
-        .submit_hook(accepted, bytes.len())
-        .await
-        .is_err()
-    {
+    if state.ingest.submit_hook(accepted, size).await.is_err() {
         return hook_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ccotel is overloaded: its internal queue is full; retry later",

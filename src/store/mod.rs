@@ -510,10 +510,11 @@ fn encode(event: &Event) -> (&'static str, std::borrow::Cow<'_, [u8]>) {
     use std::borrow::Cow;
     let kind = match &event.payload {
         Payload::Hook(h) => {
-            return (
-                "hook",
-                Cow::Owned(serde_json::to_vec(&h.fields).unwrap_or_default()),
-            )
+            let body = match &event.wire {
+                Some(w) => Cow::Borrowed(&w[..]),
+                None => Cow::Owned(serde_json::to_vec(&h.fields).unwrap_or_default()),
+            };
+            return ("hook", body);
         }
         Payload::Logs(_) => "logs",
         Payload::Metrics(_) => "metrics",

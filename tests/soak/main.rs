@@ -92,6 +92,16 @@ async fn session(
     (1 + turns + turns * tools) as u64
 }
 
+/// The server under test, killed if the test fails before stopping it.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_with_a_flapping_exporter() {
     let secs: u64 = std::env::var("CCOTEL_SOAK_SECS")
@@ -118,15 +128,17 @@ async fn soak_with_a_flapping_exporter() {
         .unwrap()
         .write_all(config.as_bytes())
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccotel"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("CCOTEL_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let mut child = Serving(
+        Command::new(env!("CARGO_BIN_EXE_ccotel"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("CCOTEL_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
     let base = format!("http://127.0.0.1:{http}");
     let client = reqwest::Client::new();
     let up = Instant::now();
@@ -209,7 +221,7 @@ async fn soak_with_a_flapping_exporter() {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success());
 
     let merged = health["receive"]["merged_spans"].as_u64().unwrap();

@@ -102,9 +102,10 @@ pub struct ServerConfig {
     /// engine. Decoded events take several times their wire size, so this
     /// bounds memory under overload. Default 16 MiB.
     pub queue_bytes: usize,
-    /// How long a hook event waits for room in a full buffer before it is
-    /// refused with 503. Claude Code does not retry HTTP hooks, so a burst
-    /// is slowed down rather than lost; `0s` refuses at once. Default 5 s.
+    /// How long an HTTP hook's event waits for room in a full buffer before
+    /// it is refused with 503. Claude Code does not retry HTTP hooks, so a
+    /// burst is slowed down rather than lost (the command hook spools what
+    /// is refused instead); `0s` refuses at once. Default 5 s.
     #[serde(with = "humantime_serde_compat")]
     pub hook_wait: Duration,
     /// A shared secret every client must send as `Authorization: Bearer

@@ -230,7 +230,13 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     if let Some(at) = hook_time(&headers, accepted.received_at) {
         accepted.received_at = at;
     }
-    if state.ingest.submit_hook(accepted, size).await.is_err() {
+    // The command hook spools what is refused and sends it again; were it
+    // to wait, it could give up while its event is still queued here.
+    let queued = match transport {
+        Transport::HookCommand => state.ingest.submit(accepted, size),
+        _ => state.ingest.submit_hook(accepted, size).await,
+    };
+    if queued.is_err() {
         return hook_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "ccotel is overloaded: its internal queue is full; retry later",

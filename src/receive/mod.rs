@@ -100,10 +100,11 @@ impl Ingest {
             })
     }
 
-    /// Queues a hook event, waiting up to the hook wait for room when the
-    /// channel is full. Claude Code never retries a refused HTTP hook, so a
-    /// short delay under a burst is better than a lost event; OTLP senders
-    /// retry, so OTLP uses [`Ingest::submit`] and gets a 503 at once.
+    /// Queues an HTTP hook's event, waiting up to the hook wait for room
+    /// when the channel is full. Claude Code never retries a refused HTTP
+    /// hook, so a short delay under a burst is better than a lost event;
+    /// OTLP senders retry and the command hook spools, so they use
+    /// [`Ingest::submit`] and get a 503 at once.
     pub async fn submit_hook(&self, event: Event, size: usize) -> Result<(), Full> {
         let want = self.want(size);
         if let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) {

@@ -638,6 +638,21 @@ async fn a_hook_waits_for_room_in_a_full_queue_instead_of_being_refused() {
     assert_eq!(prompt(rx.recv().await.unwrap()).as_deref(), Some("p1"));
     assert_eq!(registry.stats.snapshot()["refused_full"], 0);
 
+    // The command hook spools what is refused: it gets its 503 at once, so
+    // it never gives up on an event that is still waiting here.
+    assert_eq!(post(&url, hook(2)).await.unwrap().status(), 200);
+    let command = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-ccotel-transport", "command")
+        .body(hook(3))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(command.status(), 503);
+    assert_eq!(registry.stats.snapshot()["refused_full"], 1);
+
     // Never drained: refused once the wait is over, with a hint to retry.
     let registry = Arc::new(Registry::default());
     let (ingest, _rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());

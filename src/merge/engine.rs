@@ -672,6 +672,20 @@ pub fn spawn(
     Ok(finished)
 }
 
+/// The event of an accepted input, parsing a hook's body now. A body the
+/// receiver checked always parses, so a failure is counted and logged, never
+/// silent.
+fn take(accepted: Accepted, stats: &Stats) -> Option<Event> {
+    match accepted.into_event() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            stats.inc(&stats.bad_requests);
+            tracing::error!(error = %e, "a hook body that passed the receiver's check did not parse; dropped");
+            None
+        }
+    }
+}
+
 /// Lowers this thread's scheduling priority (nice +10), so that when the
 /// receivers and the merge compete for a CPU, answering Claude Code comes
 /// first. Merging catches up in the gaps; under a burst it never catches up
@@ -719,10 +733,16 @@ pub async fn run(
             }
             next = rx.recv() => match next {
                 Some(first) => {
-                    batch.push(forward(&fanout, &engine, first.event, &mut forwarded));
+                    if let Some(e) = take(first, &stats) {
+                        batch.push(forward(&fanout, &engine, e, &mut forwarded));
+                    }
                     while batch.len() < 512 {
                         match rx.try_recv() {
-                            Ok(a) => batch.push(forward(&fanout, &engine, a.event, &mut forwarded)),
+                            Ok(a) => {
+                                if let Some(e) = take(a, &stats) {
+                                    batch.push(forward(&fanout, &engine, e, &mut forwarded));
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
@@ -737,7 +757,9 @@ pub async fn run(
     }
     rx.close();
     while let Some(a) = rx.recv().await {
-        batch.push(forward(&fanout, &engine, a.event, &mut forwarded));
+        if let Some(e) = take(a, &stats) {
+            batch.push(forward(&fanout, &engine, e, &mut forwarded));
+        }
     }
     fanout.push(&forwarded);
     engine.ingest(&batch);

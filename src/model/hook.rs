@@ -87,6 +87,8 @@ pub struct UnknownHookEvent(pub String);
 pub enum HookParseError {
     #[error("hook body is not valid JSON: {0}")]
     NotJson(#[from] serde_json::Error),
+    #[error("hook body is not valid UTF-8 (after byte {0})")]
+    NotUtf8(usize),
     #[error("hook body must be a JSON object")]
     NotObject,
     #[error("hook body lacks a string \"{0}\"")]
@@ -112,6 +114,38 @@ impl HookEvent {
             return Err(HookParseError::NotObject);
         };
         HookEvent::from_fields(fields)
+    }
+
+    /// Checks a body as [`HookEvent::parse`] would, without building it: the
+    /// receiver answers Claude Code after this check and leaves the parse to
+    /// the merge thread, off the hook's path. Every body this accepts,
+    /// `parse` accepts too (a property test and the fuzz target hold it to
+    /// that); it is stricter only about a repeated key.
+    pub fn check(body: &[u8]) -> Result<HookEventName, HookParseError> {
+        /// The two fields a hook must have; everything else is skipped.
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow, default)]
+            hook_event_name: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow, default)]
+            session_id: Option<std::borrow::Cow<'a, str>>,
+        }
+        // Skipped strings are not checked for UTF-8; the whole body is, here.
+        let text =
+            std::str::from_utf8(body).map_err(|e| HookParseError::NotUtf8(e.valid_up_to()))?;
+        if !text.trim_start().starts_with('{') {
+            serde_json::from_str::<serde::de::IgnoredAny>(text)?;
+            return Err(HookParseError::NotObject);
+        }
+        let head: Head = serde_json::from_str(text)?;
+        let name = head
+            .hook_event_name
+            .ok_or(HookParseError::Missing("hook_event_name"))?
+            .parse::<HookEventName>()?;
+        head.session_id
+            .filter(|s| !s.is_empty())
+            .ok_or(HookParseError::Missing("session_id"))?;
+        Ok(name)
     }
 
     /// Validates an already-parsed body (used by the transcript import too).
@@ -168,10 +202,64 @@ mod tests {
 
     #[test]
     fn rejects_bad_bodies_with_reasons() {
-        let msg = |b: &[u8]| HookEvent::parse(b).unwrap_err().to_string();
-        assert!(msg(b"nope").contains("not valid JSON"));
-        assert!(msg(b"[1]").contains("JSON object"));
-        assert!(msg(br#"{"hook_event_name":"Stop"}"#).contains("session_id"));
-        assert!(msg(br#"{"session_id":"s","hook_event_name":"Nope"}"#).contains("\"Nope\""));
+        // The receiver answers with the check's message, the merge parses:
+        // both refuse each of these, for the same reason.
+        let parse = |b: &[u8]| HookEvent::parse(b).unwrap_err().to_string();
+        let check = |b: &[u8]| HookEvent::check(b).unwrap_err().to_string();
+        for msg in [parse, check] {
+            assert!(msg(b"nope").contains("not valid JSON"));
+            assert!(msg(b"{\"session_id\":").contains("not valid JSON"));
+            assert!(msg(b"[1]").contains("JSON object"));
+            assert!(msg(b" \"x\"").contains("JSON object"));
+            assert!(msg(br#"{"hook_event_name":"Stop"}"#).contains("session_id"));
+            assert!(msg(br#"{"session_id":"","hook_event_name":"Stop"}"#).contains("session_id"));
+            assert!(msg(br#"{"session_id":"s"}"#).contains("hook_event_name"));
+            assert!(msg(br#"{"session_id":"s","hook_event_name":"Nope"}"#).contains("\"Nope\""));
+            assert!(
+                msg(br#"{"session_id":"s","hook_event_name":"Stop"} x"#).contains("not valid JSON")
+            );
+        }
+        assert!(
+            check(b"{\"session_id\":\"s\",\"hook_event_name\":\"Stop\",\"x\":\"\xff\"}")
+                .contains("UTF-8")
+        );
+        assert!(HookEvent::parse(
+            b"{\"session_id\":\"s\",\"hook_event_name\":\"Stop\",\"x\":\"\xff\"}"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_check_accepts_what_parse_accepts() {
+        let body = br#" {"session_id":"s\u0031","x":{"deep":[1,2.5e3,null,true,"\n"]},"hook_event_name":"PreToolUse"} "#;
+        assert_eq!(HookEvent::check(body).unwrap(), HookEventName::PreToolUse);
+        let parsed = HookEvent::parse(body).unwrap();
+        assert_eq!(
+            (parsed.name, parsed.session_id.as_str()),
+            (HookEventName::PreToolUse, "s1")
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the receiver's check lets through, the merge thread can
+        /// parse, to the same event name: an accepted hook is never lost.
+        #[test]
+        fn what_the_check_accepts_always_parses(
+            cut in 0usize..200,
+            insert in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+            extra in "[ -~]{0,24}",
+        ) {
+            let mut body = format!(
+                r#"{{"session_id":"s-1","hook_event_name":"PostToolUse","tool_input":{{"command":"ls"}},"note":"{extra}"}}"#
+            )
+            .into_bytes();
+            let at = cut.min(body.len());
+            body.splice(at..at, insert);
+            if let Ok(name) = HookEvent::check(&body) {
+                let parsed = HookEvent::parse(&body);
+                proptest::prop_assert!(parsed.is_ok(), "{:?}", String::from_utf8_lossy(&body));
+                proptest::prop_assert_eq!(parsed.unwrap().name, name);
+            }
+        }
     }
 }

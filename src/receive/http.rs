@@ -5,8 +5,9 @@
 
 use super::decode::{self, DecodeError, Encoding};
 use super::signal::OtlpRequest;
-use super::{Full, Ingest};
-use crate::model::{Event, HookEvent, Payload, Transport};
+use super::{Full, Ingest, Input};
+use crate::model::event::unix_nanos;
+use crate::model::{Event, HookEvent, Transport};
 use crate::telemetry::Registry;
 use axum::body::Body;
 use axum::extract::State;
@@ -214,27 +215,28 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
             return hook_error(e.status(), &e.to_string());
         }
     };
-    let event = match HookEvent::parse(&bytes) {
-        Ok(ev) => ev,
-        Err(e) => {
-            stats.inc(&stats.bad_requests);
-            return hook_error(StatusCode::BAD_REQUEST, &e.to_string());
-        }
-    };
+    // Checked here, parsed on the merge thread: the answer to Claude Code
+    // waits only for the check.
+    if let Err(e) = HookEvent::check(&bytes) {
+        stats.inc(&stats.bad_requests);
+        return hook_error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
     let transport = match headers.get(TRANSPORT_HEADER).map(HeaderValue::as_bytes) {
         Some(b"command") => Transport::HookCommand,
         _ => Transport::HookHttp,
     };
+    let now = unix_nanos(std::time::SystemTime::now());
     let size = bytes.len();
-    let mut accepted = Event::now(transport, Payload::Hook(event)).with_wire(bytes);
-    if let Some(at) = hook_time(&headers, accepted.received_at) {
-        accepted.received_at = at;
-    }
+    let input = Input::Hook {
+        body: bytes,
+        transport,
+        received_at: hook_time(&headers, now).unwrap_or(now),
+    };
     // The command hook spools what is refused and sends it again; were it
     // to wait, it could give up while its event is still queued here.
     let queued = match transport {
-        Transport::HookCommand => state.ingest.submit(accepted, size),
-        _ => state.ingest.submit_hook(accepted, size).await,
+        Transport::HookCommand => state.ingest.submit(input, size),
+        _ => state.ingest.submit_hook(input, size).await,
     };
     if queued.is_err() {
         return hook_error(

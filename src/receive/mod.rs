@@ -12,16 +12,38 @@ pub mod signal;
 pub mod tls;
 pub mod validate;
 
-use crate::model::Event;
+use crate::model::hook::HookParseError;
+use crate::model::{Event, HookEvent, Payload, Transport};
 use crate::telemetry::Stats;
+use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-/// An accepted event and its share of the byte budget, released when the
-/// merge engine is done with it.
+/// What a receiver hands to the merge engine.
+#[derive(Debug)]
+pub enum Input {
+    /// A decoded OTLP request (or any ready event).
+    Event(Event),
+    /// A hook body that passed [`HookEvent::check`]: Claude Code gets its
+    /// answer before the body is parsed, which the merge thread does.
+    Hook {
+        body: Bytes,
+        transport: Transport,
+        received_at: u64,
+    },
+}
+
+impl From<Event> for Input {
+    fn from(event: Event) -> Input {
+        Input::Event(event)
+    }
+}
+
+/// An accepted input and its share of the byte budget, released when the
+/// merge engine takes it.
 #[derive(Debug)]
 pub struct Accepted {
-    pub event: Event,
+    input: Input,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -29,8 +51,29 @@ impl Accepted {
     /// An event that holds no byte budget (for replays from the store).
     pub fn unbudgeted(event: Event) -> Accepted {
         Accepted {
-            event,
+            input: Input::Event(event),
             _permit: None,
+        }
+    }
+
+    /// The event, parsing a hook's body. A body that passed the check
+    /// always parses; the error is there for the impossible case.
+    pub fn into_event(self) -> Result<Event, HookParseError> {
+        match self.input {
+            Input::Event(e) => Ok(e),
+            Input::Hook {
+                body,
+                transport,
+                received_at,
+            } => {
+                let hook = HookEvent::parse(&body)?;
+                Ok(Event {
+                    received_at,
+                    transport,
+                    payload: Payload::Hook(hook),
+                    wire: Some(body),
+                })
+            }
         }
     }
 }
@@ -79,8 +122,9 @@ impl Ingest {
         self
     }
 
-    /// Queues an event without waiting; `size` is its wire size.
-    pub fn submit(&self, event: Event, size: usize) -> Result<(), Full> {
+    /// Queues an input without waiting; `size` is its wire size.
+    pub fn submit(&self, input: impl Into<Input>, size: usize) -> Result<(), Full> {
+        let input = input.into();
         let want = self.want(size);
         let permit = match self.bytes.clone().try_acquire_many_owned(want) {
             Ok(p) => p,
@@ -91,7 +135,7 @@ impl Ingest {
         };
         self.tx
             .try_send(Accepted {
-                event,
+                input,
                 _permit: Some(permit),
             })
             .map_err(|_| {
@@ -105,13 +149,14 @@ impl Ingest {
     /// hook, so a short delay under a burst is better than a lost event;
     /// OTLP senders retry and the command hook spools, so they use
     /// [`Ingest::submit`] and get a 503 at once.
-    pub async fn submit_hook(&self, event: Event, size: usize) -> Result<(), Full> {
+    pub async fn submit_hook(&self, input: impl Into<Input>, size: usize) -> Result<(), Full> {
+        let input = input.into();
         let want = self.want(size);
         if let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) {
             match self.tx.try_reserve() {
                 Ok(slot) => {
                     slot.send(Accepted {
-                        event,
+                        input,
                         _permit: Some(permit),
                     });
                     return Ok(());
@@ -132,7 +177,7 @@ impl Ingest {
         match tokio::time::timeout(self.hook_wait, wait).await {
             Ok(Some((permit, slot))) => {
                 slot.send(Accepted {
-                    event,
+                    input,
                     _permit: Some(permit),
                 });
                 Ok(())

@@ -629,7 +629,7 @@ async fn a_hook_waits_for_room_in_a_full_queue_instead_of_being_refused() {
         .await,
         "the second hook waits for room"
     );
-    let prompt = |a: ccotel::receive::Accepted| match a.event.payload {
+    let prompt = |a: ccotel::receive::Accepted| match a.into_event().unwrap().payload {
         Payload::Hook(h) => h.fields["prompt_id"].as_str().map(str::to_owned),
         other => panic!("not a hook: {other:?}"),
     };

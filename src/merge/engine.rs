@@ -699,6 +699,10 @@ fn yield_to_receivers() {
     }
 }
 
+/// How often the engine advances time: spans whose grace ran out go out,
+/// idle sessions close, quiet ones leave memory.
+const TICK: Duration = Duration::from_millis(500);
+
 /// Drains the ingest channel until it is closed (or `stop` fires, after which
 /// what is already queued is still processed), merging as it goes, then
 /// flushes every complete span and returns.
@@ -711,26 +715,14 @@ pub async fn run(
     feed: crate::query::server::Feed,
 ) {
     let mut last_prune: Option<std::time::Instant> = None;
-    let mut ticker = tokio::time::interval(Duration::from_millis(500));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_tick = tokio::time::Instant::now() + TICK;
     let mut batch: Vec<Event> = Vec::new();
     let mut forwarded: Vec<Encoded> = Vec::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            // Before the channel: under a steady stream the channel is never
-            // empty, and spans must still go out on time.
-            _ = ticker.tick() => {
-                let exports = engine.tick(now(), false);
-                send(&fanout, &stats, &exports);
-                engine.record(&exports);
-                publish(&feed, &exports);
-                if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                    last_prune = Some(std::time::Instant::now());
-                    engine.prune(now());
-                }
-            }
+            _ = tokio::time::sleep_until(next_tick) => {}
             next = rx.recv() => match next {
                 Some(first) => {
                     if let Some(e) = take(first, &stats) {
@@ -753,6 +745,21 @@ pub async fn run(
                 }
                 None => break,
             },
+        }
+        // The clock is read here, not left to the timer: while the channel
+        // is never empty this task does not yield for long, the runtime does
+        // not turn its timers, and a timer-driven tick was held back for
+        // seconds, with every session and its spans piling up meanwhile.
+        if tokio::time::Instant::now() >= next_tick {
+            let exports = engine.tick(now(), false);
+            send(&fanout, &stats, &exports);
+            engine.record(&exports);
+            publish(&feed, &exports);
+            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                last_prune = Some(std::time::Instant::now());
+                engine.prune(now());
+            }
+            next_tick = tokio::time::Instant::now() + TICK;
         }
     }
     rx.close();

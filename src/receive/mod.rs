@@ -1,8 +1,9 @@
 //! The wire: OTLP over gRPC and HTTP, and hook events over HTTP. Receivers
-//! decode, validate, and hand an [`Event`] to the merge engine through
-//! [`Ingest`], a bounded channel that also bounds buffered bytes. A full
-//! channel is answered with 503 / UNAVAILABLE so the sender retries later;
-//! memory never grows without bound.
+//! decode (hooks: check), validate, and hand an [`Input`] to the merge engine
+//! through [`Ingest`], a bounded channel that also bounds buffered bytes.
+//! When it is full, OTLP and the command hook get 503 / UNAVAILABLE and send
+//! again later, and an HTTP hook, which Claude Code does not resend, waits a
+//! bounded time for room first; memory never grows without bound.
 
 pub mod auth;
 pub mod decode;

@@ -228,7 +228,9 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     let now = unix_nanos(std::time::SystemTime::now());
     let size = bytes.len();
     let input = Input::Hook {
-        body: bytes,
+        // Its own allocation: a slice of the connection's read buffer would
+        // keep that whole buffer alive while the event waits in the queue.
+        body: Bytes::copy_from_slice(&bytes),
         transport,
         received_at: hook_time(&headers, now).unwrap_or(now),
     };

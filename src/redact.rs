@@ -206,8 +206,9 @@ impl Redactor {
         if self.is_empty() {
             return 0;
         }
-        if let (Some(wire), false) = (&event.wire, matches!(event.payload, Payload::Hook(_))) {
-            if self.clean_protobuf(wire) {
+        let protobuf = !matches!(event.payload, Payload::Hook(_));
+        if let Some(wire) = &event.wire {
+            if protobuf && self.clean_protobuf(wire) {
                 return 0;
             }
         }

@@ -725,16 +725,10 @@ pub async fn run(
             _ = tokio::time::sleep_until(next_tick) => {}
             next = rx.recv() => match next {
                 Some(first) => {
-                    if let Some(e) = take(first, &stats) {
-                        batch.push(forward(&fanout, &engine, e, &mut forwarded));
-                    }
+                    batch.extend(take(first, &stats).map(|e| forward(&fanout, &engine, e, &mut forwarded)));
                     while batch.len() < 512 {
                         match rx.try_recv() {
-                            Ok(a) => {
-                                if let Some(e) = take(a, &stats) {
-                                    batch.push(forward(&fanout, &engine, e, &mut forwarded));
-                                }
-                            }
+                            Ok(a) => batch.extend(take(a, &stats).map(|e| forward(&fanout, &engine, e, &mut forwarded))),
                             Err(_) => break,
                         }
                     }
@@ -764,9 +758,7 @@ pub async fn run(
     }
     rx.close();
     while let Some(a) = rx.recv().await {
-        if let Some(e) = take(a, &stats) {
-            batch.push(forward(&fanout, &engine, e, &mut forwarded));
-        }
+        batch.extend(take(a, &stats).map(|e| forward(&fanout, &engine, e, &mut forwarded)));
     }
     fanout.push(&forwarded);
     engine.ingest(&batch);

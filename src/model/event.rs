@@ -90,14 +90,9 @@ impl Event {
     /// The protobuf encoding of an OTLP payload, encoding it only if it is
     /// not known yet; `None` for hook events.
     pub fn encoded(&mut self) -> Option<Bytes> {
-        if matches!(self.payload, Payload::Hook(_)) {
-            return None;
-        }
-        if let Some(w) = &self.wire {
-            return Some(w.clone());
-        }
         let body = match &self.payload {
             Payload::Hook(_) => return None,
+            _ if self.wire.is_some() => return self.wire.clone(),
             Payload::Logs(r) => r.encode_to_vec(),
             Payload::Metrics(r) => r.encode_to_vec(),
             Payload::Traces(r) => r.encode_to_vec(),

@@ -138,29 +138,15 @@ impl HookEvent {
             return Err(HookParseError::NotObject);
         }
         let head: Head = serde_json::from_str(text)?;
-        let name = head
-            .hook_event_name
-            .ok_or(HookParseError::Missing("hook_event_name"))?
-            .parse::<HookEventName>()?;
-        head.session_id
-            .filter(|s| !s.is_empty())
-            .ok_or(HookParseError::Missing("session_id"))?;
+        let (name, _) = required(head.hook_event_name.as_deref(), head.session_id.as_deref())?;
         Ok(name)
     }
 
     /// Validates an already-parsed body (used by the transcript import too).
     pub fn from_fields(fields: Map<String, Value>) -> Result<HookEvent, HookParseError> {
-        let name = fields
-            .get("hook_event_name")
-            .and_then(Value::as_str)
-            .ok_or(HookParseError::Missing("hook_event_name"))?
-            .parse::<HookEventName>()?;
-        let session_id = fields
-            .get("session_id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or(HookParseError::Missing("session_id"))?
-            .to_string();
+        let field = |key| fields.get(key).and_then(Value::as_str);
+        let (name, session_id) = required(field("hook_event_name"), field("session_id"))?;
+        let session_id = session_id.to_string();
         Ok(HookEvent {
             name,
             session_id,
@@ -177,6 +163,21 @@ impl HookEvent {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.fields.get(key)
     }
+}
+
+/// The two fields every hook must have, checked the same way by the parse
+/// and by the receiver's check: a known event name and a non-empty session.
+fn required<'a>(
+    name: Option<&str>,
+    session_id: Option<&'a str>,
+) -> Result<(HookEventName, &'a str), HookParseError> {
+    let name = name
+        .ok_or(HookParseError::Missing("hook_event_name"))?
+        .parse::<HookEventName>()?;
+    let session_id = session_id
+        .filter(|s| !s.is_empty())
+        .ok_or(HookParseError::Missing("session_id"))?;
+    Ok((name, session_id))
 }
 
 #[cfg(test)]

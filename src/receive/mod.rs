@@ -125,24 +125,10 @@ impl Ingest {
 
     /// Queues an input without waiting; `size` is its wire size.
     pub fn submit(&self, input: impl Into<Input>, size: usize) -> Result<(), Full> {
-        let input = input.into();
-        let want = self.want(size);
-        let permit = match self.bytes.clone().try_acquire_many_owned(want) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.inc(&self.stats.refused_full);
-                return Err(Full);
-            }
-        };
-        self.tx
-            .try_send(Accepted {
-                input,
-                _permit: Some(permit),
-            })
-            .map_err(|_| {
-                self.stats.inc(&self.stats.refused_full);
-                Full
-            })
+        match self.try_queue(input.into(), self.want(size)) {
+            None => Ok(()),
+            Some(_) => Err(self.refused()),
+        }
     }
 
     /// Queues an HTTP hook's event, waiting up to the hook wait for room
@@ -151,24 +137,12 @@ impl Ingest {
     /// OTLP senders retry and the command hook spools, so they use
     /// [`Ingest::submit`] and get a 503 at once.
     pub async fn submit_hook(&self, input: impl Into<Input>, size: usize) -> Result<(), Full> {
-        let input = input.into();
         let want = self.want(size);
-        if let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) {
-            match self.tx.try_reserve() {
-                Ok(slot) => {
-                    slot.send(Accepted {
-                        input,
-                        _permit: Some(permit),
-                    });
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Closed(())) => {
-                    self.stats.inc(&self.stats.refused_full);
-                    return Err(Full);
-                }
-                Err(mpsc::error::TrySendError::Full(())) => drop(permit),
-            }
-        }
+        let input = match self.try_queue(input.into(), want) {
+            None => return Ok(()),
+            Some(_) if self.tx.is_closed() => return Err(self.refused()),
+            Some(input) => input,
+        };
         self.stats.inc(&self.stats.waited_full);
         let wait = async {
             let permit = self.bytes.clone().acquire_many_owned(want).await.ok()?;
@@ -183,11 +157,28 @@ impl Ingest {
                 });
                 Ok(())
             }
-            _ => {
-                self.stats.inc(&self.stats.refused_full);
-                Err(Full)
-            }
+            _ => Err(self.refused()),
         }
+    }
+
+    /// Queues at once if the byte budget and the channel both have room;
+    /// otherwise hands the input back.
+    fn try_queue(&self, input: Input, want: u32) -> Option<Input> {
+        let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) else {
+            return Some(input);
+        };
+        self.tx
+            .try_send(Accepted {
+                input,
+                _permit: Some(permit),
+            })
+            .err()
+            .map(|e| e.into_inner().input)
+    }
+
+    fn refused(&self) -> Full {
+        self.stats.inc(&self.stats.refused_full);
+        Full
     }
 
     fn want(&self, size: usize) -> u32 {

@@ -19,6 +19,7 @@ pub mod model;
 pub mod query;
 pub mod receive;
 pub mod redact;
+pub mod sched;
 pub mod self_metrics;
 pub mod store;
 pub mod telemetry;

@@ -16,6 +16,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(crate::sched::short_slices)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {

@@ -665,7 +665,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("ccotel-merge".into())
         .spawn(move || {
-            yield_to_receivers();
+            crate::sched::background();
             runtime.block_on(run(rx, fanout, stop, engine, stats, feed));
             let _ = done.send(());
         })?;
@@ -683,19 +683,6 @@ fn take(accepted: Accepted, stats: &Stats) -> Option<Event> {
             tracing::error!(error = %e, "a hook body that passed the receiver's check did not parse; dropped");
             None
         }
-    }
-}
-
-/// Lowers this thread's scheduling priority (nice +10), so that when the
-/// receivers and the merge compete for a CPU, answering Claude Code comes
-/// first. Merging catches up in the gaps; under a burst it never catches up
-/// from, the full ingest buffer makes hooks wait and OTLP senders retry.
-fn yield_to_receivers() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread; no memory is passed.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 

@@ -476,15 +476,23 @@ fn clk_tck() -> f64 {
 
 /// utime + stime of a process, seconds (all its threads, living and dead).
 fn cpu_secs(pid: u32) -> f64 {
+    let (user, sys) = cpu_split(pid);
+    user + sys
+}
+
+/// (utime, stime) of a process, seconds: how much of its CPU went to the
+/// kernel (socket and file I/O, fsync, thread wake-ups) rather than its own
+/// code.
+fn cpu_split(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return f64::NAN;
+        return (f64::NAN, f64::NAN);
     };
     // Fields after the command name, which is in parentheses.
     let rest = &stat[stat.rfind(')').map(|i| i + 2).unwrap_or(0)..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
     let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-    (utime + stime) / clk_tck()
+    (utime / clk_tck(), stime / clk_tck())
 }
 
 /// Time the process's threads spent runnable but waiting for a CPU, ns
@@ -763,6 +771,10 @@ impl Server {
 
     fn cpu(&self) -> f64 {
         cpu_secs(self.pid)
+    }
+
+    fn kernel_cpu(&self) -> f64 {
+        cpu_split(self.pid).1
     }
 
     fn rss(&self) -> (u64, u64) {
@@ -2089,6 +2101,7 @@ async fn send_all(
 
 struct IngestRun {
     cpu_s: f64,
+    kernel_s: f64,
     cpu_intake_s: f64,
     records: u64,
     requests: u64,
@@ -2129,6 +2142,7 @@ async fn ingest_once(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deadline = Instant::now() + timeout;
     let cpu0 = server.cpu();
+    let kernel0 = server.kernel_cpu();
     let t0 = Instant::now();
     let load = send_all(&server, prepared, inflight, deadline).await;
     let load = match load {
@@ -2165,11 +2179,13 @@ async fn ingest_once(
         .settle(c.idle_window(), Duration::from_secs(30))
         .await;
     let cpu = server.cpu() - cpu0;
+    let kernel = server.kernel_cpu() - kernel0;
     let rss = server.rss().0;
     let _ = load.elapsed;
     server.stop();
     Ok(IngestRun {
         cpu_s: cpu,
+        kernel_s: kernel,
         cpu_intake_s: cpu_intake,
         records: expect_logs + expect_spans,
         requests: load.requests,
@@ -2253,6 +2269,9 @@ async fn ingest(a: IngestArgs) -> Result<()> {
                         .fig(&row, "CPU µs/request")
                         .push(r.cpu_s * 1e6 / r.requests as f64);
                     table
+                        .fig(&row, "of it kernel µs/record")
+                        .push(r.kernel_s * 1e6 / r.records as f64);
+                    table
                         .fig(&row, "intake CPU µs/record")
                         .push(r.cpu_intake_s * 1e6 / r.records as f64);
                     table
@@ -2299,6 +2318,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         &[
             ("CPU µs/record", 1),
             ("CPU µs/request", 1),
+            ("of it kernel µs/record", 1),
             ("intake CPU µs/record", 1),
             ("ccotel/rotel CPU", 2),
             ("records/s", 0),

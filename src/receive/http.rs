@@ -154,6 +154,7 @@ async fn otlp<T: OtlpRequest>(
         Err(e) => return refuse(&state, Some(encoding), e),
     };
     let wire_len = raw.len();
+    let received_at = raw.as_ptr();
     let bytes = match decode::inflate(&headers, raw, state.max_body) {
         Ok(b) => b,
         Err(e) => return refuse(&state, Some(encoding), e),
@@ -172,8 +173,16 @@ async fn otlp<T: OtlpRequest>(
     let size = wire_len.max(bytes.len());
     let mut event = Event::now(transport, request.into_payload());
     if encoding == Encoding::Protobuf && rejected.count == 0 {
-        // Nothing was removed: the received bytes are the request.
-        event = event.with_wire(bytes);
+        // Nothing was removed: the received bytes are the request. Kept in
+        // an allocation of their own (unless inflating made one): a slice of
+        // the connection's read buffer would keep that whole buffer alive
+        // while the event waits in the queue.
+        let wire = if bytes.as_ptr() == received_at {
+            Bytes::copy_from_slice(&bytes)
+        } else {
+            bytes
+        };
+        event = event.with_wire(wire);
     }
     if let Err(Full) = state.ingest.submit(event, size) {
         return unavailable(Some(encoding));

@@ -154,7 +154,7 @@ async fn otlp<T: OtlpRequest>(
         Err(e) => return refuse(&state, Some(encoding), e),
     };
     let wire_len = raw.len();
-    let received_at = raw.as_ptr();
+    let read_buffer = raw.as_ptr();
     let bytes = match decode::inflate(&headers, raw, state.max_body) {
         Ok(b) => b,
         Err(e) => return refuse(&state, Some(encoding), e),
@@ -173,12 +173,10 @@ async fn otlp<T: OtlpRequest>(
     let size = wire_len.max(bytes.len());
     let mut event = Event::now(transport, request.into_payload());
     if encoding == Encoding::Protobuf && rejected.count == 0 {
-        // Nothing was removed: the received bytes are the request. Kept in
-        // an allocation of their own (unless inflating made one): a slice of
-        // the connection's read buffer would keep that whole buffer alive
-        // while the event waits in the queue.
-        let wire = if bytes.as_ptr() == received_at {
-            Bytes::copy_from_slice(&bytes)
+        // Nothing was removed: the received bytes are the request.
+        // Inflating them already made an allocation of their own.
+        let wire = if bytes.as_ptr() == read_buffer {
+            detached(&bytes)
         } else {
             bytes
         };
@@ -237,9 +235,7 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
     let now = unix_nanos(std::time::SystemTime::now());
     let size = bytes.len();
     let input = Input::Hook {
-        // Its own allocation: a slice of the connection's read buffer would
-        // keep that whole buffer alive while the event waits in the queue.
-        body: Bytes::copy_from_slice(&bytes),
+        body: detached(&bytes),
         transport,
         received_at: hook_time(&headers, now).unwrap_or(now),
     };
@@ -271,6 +267,14 @@ fn hook_time(headers: &HeaderMap, now: u64) -> Option<u64> {
         .ok()?;
     const DAY: u64 = 86_400_000_000_000;
     (at <= now && now - at < DAY).then_some(at)
+}
+
+/// A body to keep while its event waits in the ingest queue, in an
+/// allocation of its own: what [`read_body`] returns for a body read in one
+/// piece is a slice of the connection's read buffer, and holding it would
+/// keep that whole buffer alive meanwhile.
+fn detached(body: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(body)
 }
 
 /// Reads at most `limit` bytes of body.

@@ -98,9 +98,10 @@ pub struct ServerConfig {
     /// Events buffered between the receivers and the merge engine; when full,
     /// receivers answer 503 / UNAVAILABLE. Default 4096.
     pub queue_events: usize,
-    /// Bytes (as received) buffered between the receivers and the merge
-    /// engine. Decoded events take several times their wire size, so this
-    /// bounds memory under overload. Default 16 MiB.
+    /// Memory held by the events buffered between the receivers and the
+    /// merge engine: a decoded OTLP request counts 5× its protobuf size,
+    /// plus the bytes kept with it; a hook its body. Bounds memory under
+    /// overload. Default 16 MiB.
     pub queue_bytes: usize,
     /// How long an HTTP hook's event waits for room in a full buffer before
     /// it is refused with 503. Claude Code does not retry HTTP hooks, so a

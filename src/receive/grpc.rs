@@ -2,7 +2,7 @@
 //! merge engine; a full queue answers `UNAVAILABLE` so the client backs off.
 
 use super::signal::OtlpRequest;
-use super::Ingest;
+use super::{held_bytes, Ingest};
 use crate::model::Event;
 use crate::model::Transport;
 use opentelemetry_proto::tonic::collector::{
@@ -41,7 +41,7 @@ impl OtlpGrpc {
         let rejected = request.validate();
         stats.add(&stats.rejected_records, rejected.count as u64);
         let records = request.records();
-        let size = request.encoded_len();
+        let size = held_bytes(request.encoded_len(), 0);
         self.ingest
             .submit(Event::now(Transport::Grpc, request.into_payload()), size)
             .map_err(|e| Status::unavailable(e.to_string()))?;

@@ -5,7 +5,7 @@
 
 use super::decode::{self, DecodeError, Encoding};
 use super::signal::OtlpRequest;
-use super::{Full, Ingest, Input};
+use super::{held_bytes, Full, Ingest, Input};
 use crate::model::event::unix_nanos;
 use crate::model::{Event, HookEvent, Transport};
 use crate::telemetry::Registry;
@@ -153,7 +153,6 @@ async fn otlp<T: OtlpRequest>(
         Ok(b) => b,
         Err(e) => return refuse(&state, Some(encoding), e),
     };
-    let wire_len = raw.len();
     let read_buffer = raw.as_ptr();
     let bytes = match decode::inflate(&headers, raw, state.max_body) {
         Ok(b) => b,
@@ -170,8 +169,12 @@ async fn otlp<T: OtlpRequest>(
         Encoding::Protobuf => Transport::HttpProtobuf,
         Encoding::Json => Transport::HttpJson,
     };
-    let size = wire_len.max(bytes.len());
+    let encoded = match encoding {
+        Encoding::Protobuf => bytes.len(),
+        Encoding::Json => request.encoded_len(),
+    };
     let mut event = Event::now(transport, request.into_payload());
+    let mut kept = 0;
     if encoding == Encoding::Protobuf && rejected.count == 0 {
         // Nothing was removed: the received bytes are the request.
         // Inflating them already made an allocation of their own.
@@ -180,9 +183,10 @@ async fn otlp<T: OtlpRequest>(
         } else {
             bytes
         };
+        kept = wire.len();
         event = event.with_wire(wire);
     }
-    if let Err(Full) = state.ingest.submit(event, size) {
+    if let Err(Full) = state.ingest.submit(event, held_bytes(encoded, kept)) {
         return unavailable(Some(encoding));
     }
     let (requests, items) = T::counters(stats);

@@ -575,6 +575,52 @@ async fn a_full_queue_answers_503_and_unavailable() {
     assert_eq!(registry.stats.snapshot()["refused_full"], 2);
 }
 
+/// The buffer's byte bound counts what the queued requests hold in memory,
+/// decoded, not their size on the wire: a backlog of Claude Code's log
+/// requests stays within the bound an operator set.
+#[tokio::test]
+async fn the_buffer_bound_counts_decoded_requests_not_wire_bytes() {
+    use ccotel::receive::{http::HttpState, Ingest, DECODED_PER_ENCODED_BYTE};
+    use ccotel::telemetry::Registry;
+    use std::sync::Arc;
+    let body = fixtures::otlp("protobuf")
+        .into_iter()
+        .find(|c| c.path == "/v1/logs" && c.content_type == "application/x-protobuf")
+        .expect("a protobuf log capture")
+        .body;
+    // Room for three such requests as received, but not for two decoded.
+    let bound = 3 * body.len();
+    assert!(2 * body.len() * (DECODED_PER_ENCODED_BYTE + 1) > bound);
+    let registry = Arc::new(Registry::default());
+    let (ingest, _rx) = Ingest::channel(100, bound, registry.stats.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = HttpState {
+        ingest,
+        max_body: 1 << 20,
+        registry: registry.clone(),
+        auth: Default::default(),
+    };
+    tokio::spawn(ccotel::receive::http::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let send = || {
+        client
+            .post(format!("http://{addr}/v1/logs"))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert!(second.headers().contains_key("retry-after"));
+    assert_eq!(registry.stats.snapshot()["refused_full"], 1);
+}
+
 /// Claude Code never retries a refused HTTP hook: under a burst the hook
 /// waits for the merge to make room instead of being lost, and only a buffer
 /// that stays full past the wait is refused.

@@ -40,14 +40,18 @@ pub fn start(
     for name in registry.stats.snapshot().into_iter().map(|(k, _)| k) {
         let r = registry.clone();
         let key = name.clone();
-        meter
-            .u64_observable_counter(format!("ccotel.{name}"))
-            .with_callback(move |obs| {
-                if let Some(v) = r.stats.snapshot().get(&key).and_then(|v| v.as_u64()) {
-                    obs.observe(v, &[]);
-                }
-            })
-            .build();
+        let value = move || r.stats.snapshot().get(&key).and_then(|v| v.as_u64());
+        if crate::telemetry::is_gauge(&name) {
+            meter
+                .u64_observable_gauge(format!("ccotel.{name}"))
+                .with_callback(move |obs| value().into_iter().for_each(|v| obs.observe(v, &[])))
+                .build();
+        } else {
+            meter
+                .u64_observable_counter(format!("ccotel.{name}"))
+                .with_callback(move |obs| value().into_iter().for_each(|v| obs.observe(v, &[])))
+                .build();
+        }
     }
     for name in registry.exporter_counter_names() {
         let r = registry.clone();
@@ -59,9 +63,9 @@ pub fn start(
                 }
             }
         };
-        if name == "queued" {
+        if crate::telemetry::is_gauge(&name) {
             meter
-                .u64_observable_gauge("ccotel.exporter.queued")
+                .u64_observable_gauge(format!("ccotel.exporter.{name}"))
                 .with_callback(move |obs| callback(&mut |v, a| obs.observe(v, a)))
                 .build();
         } else {

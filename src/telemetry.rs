@@ -48,6 +48,8 @@ counters!(Stats {
     waited_full,
     merged_spans,
     store_errors,
+    sessions_in_memory,
+    sessions_evicted,
 });
 
 counters!(ExporterStats {
@@ -128,7 +130,12 @@ impl Registry {
 }
 
 /// Counters that are levels, not totals.
-const GAUGES: &[&str] = &["queued"];
+const GAUGES: &[&str] = &["queued", "sessions_in_memory", "sessions_evicted"];
+
+/// Whether the counter `name` is a level (a gauge) rather than a total.
+pub fn is_gauge(name: &str) -> bool {
+    GAUGES.contains(&name)
+}
 
 impl Registry {
     /// The counters in the Prometheus text format, for `GET /metrics`.
@@ -136,8 +143,13 @@ impl Registry {
         use std::fmt::Write;
         let mut out = String::new();
         for (name, v) in self.stats.snapshot() {
-            let _ = writeln!(out, "# TYPE ccotel_{name}_total counter");
-            let _ = writeln!(out, "ccotel_{name}_total {v}");
+            if is_gauge(&name) {
+                let _ = writeln!(out, "# TYPE ccotel_{name} gauge");
+                let _ = writeln!(out, "ccotel_{name} {v}");
+            } else {
+                let _ = writeln!(out, "# TYPE ccotel_{name}_total counter");
+                let _ = writeln!(out, "ccotel_{name}_total {v}");
+            }
         }
         let list: Vec<(String, Map<String, Value>)> = self
             .exporters
@@ -146,7 +158,7 @@ impl Registry {
             .unwrap_or_default();
         if let Some((_, first)) = list.first() {
             for key in first.keys() {
-                let gauge = GAUGES.contains(&key.as_str());
+                let gauge = is_gauge(key);
                 let metric = if gauge {
                     format!("ccotel_exporter_{key}")
                 } else {

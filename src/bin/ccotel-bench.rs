@@ -799,6 +799,28 @@ impl Server {
         }
     }
 
+    /// Waits, at most `max`, until ccotel has no session left in memory
+    /// (its `/healthz` gauges), and none evicted either unless `evicted`
+    /// is allowed: open quiet sessions leave memory after `evict_after`,
+    /// ended ones after their grace, and the merge may still be behind the
+    /// receivers when they answer. A server without the gauges counts as
+    /// drained.
+    async fn drained(&self, evicted: bool, max: Duration) {
+        let until = Instant::now() + max;
+        while Instant::now() < until {
+            let h = self.health().unwrap_or_default();
+            let level = |k: &str| h["receive"][k].as_u64().unwrap_or(0);
+            if level("sessions_in_memory") == 0 && (evicted || level("sessions_evicted") == 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        note(format!(
+            "{} still held sessions after {max:?}",
+            self.kind.name()
+        ));
+    }
+
     fn health(&self) -> Option<Value> {
         let (st, body) = http_request(self.http, "GET", "/healthz", "", b"", &[]).ok()?;
         (st == 200).then(|| serde_json::from_slice(&body).ok())?
@@ -2702,6 +2724,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             };
             let sent_at = Instant::now();
             tokio::time::sleep_until((sent_at + grace + c.after_grace()).into()).await;
+            server.drained(true, Duration::from_secs(120)).await;
             server
                 .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
@@ -2712,6 +2735,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             send_held(server.http, held, 8, deadline).await?;
             let ended_at = Instant::now();
             tokio::time::sleep_until((ended_at + grace + c.after_grace()).into()).await;
+            server.drained(false, Duration::from_secs(300)).await;
             server
                 .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
@@ -2731,6 +2755,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 send_held(server.http, held, 8, deadline).await?;
                 let at = Instant::now();
                 tokio::time::sleep_until((at + grace + c.after_grace()).into()).await;
+                server.drained(false, Duration::from_secs(300)).await;
                 server
                     .settle(c.idle_window(), Duration::from_secs(120))
                     .await;

@@ -583,6 +583,13 @@ impl Engine {
             self.trimmed_at = now;
         }
         self.closing.extend(done);
+        if let Some(stats) = &self.stats {
+            let level = |g: &std::sync::atomic::AtomicU64, n: usize| {
+                g.store(n as u64, std::sync::atomic::Ordering::Relaxed)
+            };
+            level(&stats.sessions_in_memory, self.sessions.len());
+            level(&stats.sessions_evicted, self.evicted.len());
+        }
         out
     }
 

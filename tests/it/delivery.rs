@@ -586,5 +586,72 @@ async fn ccotels_own_counters_reach_an_otlp_backend() {
     };
     assert!(eventually(Duration::from_secs(10), || seen("ccotel.hook_events")).await);
     assert!(seen("ccotel.exporter.sent_items") && seen("ccotel.exporter.queued"));
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    let gauge = |name: &str| {
+        backend
+            .received()
+            .metrics
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .any(|m| m.name == name && matches!(m.data, Some(Data::Gauge(_))))
+    };
+    assert!(gauge("ccotel.sessions_in_memory") && gauge("ccotel.exporter.queued"));
     app.shutdown().await;
+}
+
+/// An operator sees how many sessions ccotel holds in memory and how many
+/// it let go of while they are quiet, at `/healthz` and as gauges at
+/// `/metrics`: the figures that explain its memory.
+#[tokio::test]
+async fn healthz_and_metrics_show_sessions_in_memory_and_evicted() {
+    let mut config = Config::default();
+    config.merge.grace_period = Duration::from_millis(100);
+    config.merge.evict_after = Duration::from_secs(1);
+    let app = spawn_app(config).await;
+    let hook = |event: &str| {
+        app.client
+            .post(app.url("/v1/hooks"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"session_id":"g1","hook_event_name":"{event}","prompt":"hi","cwd":"/w"}}"#
+            ))
+            .send()
+    };
+    let levels = || async {
+        let h = app.health().await;
+        let level = |k: &str| h["receive"][k].as_u64().unwrap();
+        (level("sessions_in_memory"), level("sessions_evicted"))
+    };
+    let until = |want: (u64, u64)| async move {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = levels().await;
+        while got != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            got = levels().await;
+        }
+        got
+    };
+    assert_eq!(levels().await, (0, 0));
+    assert_eq!(hook("SessionStart").await.unwrap().status(), 200);
+    assert_eq!(hook("UserPromptSubmit").await.unwrap().status(), 200);
+    assert_eq!(until((1, 0)).await, (1, 0), "the open session is in memory");
+    assert_eq!(until((0, 1)).await, (0, 1), "quiet, it left memory");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE ccotel_sessions_evicted gauge\nccotel_sessions_evicted 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE ccotel_sessions_in_memory gauge\n"));
+    assert_eq!(hook("SessionEnd").await.unwrap().status(), 200);
+    assert_eq!(until((0, 0)).await, (0, 0), "ended, it is gone");
 }

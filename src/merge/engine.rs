@@ -510,6 +510,12 @@ impl Engine {
             let closed = live.session.facts.end_at.is_some() || live.idle_closed_at.is_some();
             let mut due = Vec::new();
             let mut all_done = true;
+            // Only spans of this tree that are still complete keep waiting
+            // out their grace. A span can leave the tree before it is due
+            // (a later event gives the same call another identity); kept,
+            // its entry would make the session render on every tick and
+            // never leave memory.
+            let waited = std::mem::take(&mut live.first_complete);
             for r in tree.spans {
                 if live.exported.contains(&r.span.span_id) {
                     continue;
@@ -518,17 +524,17 @@ impl Engine {
                     all_done = false;
                     continue;
                 }
-                let since = *live.first_complete.entry(r.span.span_id).or_insert(now);
-                if flush || now.saturating_sub(since) >= grace {
-                    live.first_complete.remove(&r.span.span_id);
+                let since = waited.get(&r.span.span_id).copied().unwrap_or(now);
+                if !(flush || now.saturating_sub(since) >= grace) {
+                    live.first_complete.insert(r.span.span_id, since);
+                    all_done = false;
+                } else {
                     live.exported.insert(r.span.span_id);
                     let mut span = r.span;
                     if let Some(redactor) = &self.redactor {
                         redactor.span(&mut span);
                     }
                     due.push(span);
-                } else {
-                    all_done = false;
                 }
             }
             if changed || !due.is_empty() {

@@ -414,6 +414,45 @@ mod order {
             let want = std::fs::read_to_string(golden_path(scenario)).unwrap();
             prop_assert_eq!(tree_text(&spans), want);
         }
+
+        /// An open session, its events interleaved as above and the engine
+        /// ticking between them, leaves memory once it has been quiet for
+        /// `evict_after`, whatever a tick saw midway (a call can be seen
+        /// complete under one identity, then under another once more
+        /// events arrive).
+        #[test]
+        fn an_open_session_leaves_memory_when_quiet_in_any_interleaving(
+            scenario_index in 0..fixtures::SCENARIOS.len(),
+            delays in proptest::collection::vec(0u64..6_000, 400),
+        ) {
+            let scenario = fixtures::SCENARIOS[scenario_index];
+            let mut events: Vec<Event> = fixtures::events(scenario, Sources::ALL)
+                .into_iter()
+                .filter(|e| !matches!(&e.payload, ccotel::model::Payload::Hook(h)
+                    if h.name.as_str() == "SessionEnd"))
+                .collect();
+            for (e, d) in events.iter_mut().zip(delays.iter().cycle()) {
+                e.received_at += d * 1_000_000;
+            }
+            events.sort_by_key(|e| e.received_at);
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = config(scenario, true);
+            cfg.evict_after = Duration::from_secs(1);
+            let store = ccotel::store::Store::open(dir.path()).unwrap();
+            let mut engine = Engine::new(cfg, Some(store));
+            let tick = |engine: &mut Engine, now: u64| {
+                let due = engine.tick(now, false);
+                engine.record(&due);
+            };
+            for e in &events {
+                engine.ingest(std::slice::from_ref(e));
+                tick(&mut engine, e.received_at);
+            }
+            let last = events.last().map_or(0, |e| e.received_at);
+            tick(&mut engine, last + 11 * 1_000_000_000);
+            tick(&mut engine, last + 13 * 1_000_000_000);
+            prop_assert_eq!(engine.counts(), (0, 1), "{}: in memory, evicted", scenario);
+        }
     }
 }
 

@@ -101,7 +101,8 @@ pub struct ServerConfig {
     /// Memory held by the events buffered between the receivers and the
     /// merge engine: a decoded OTLP request counts 5× its protobuf size,
     /// plus the bytes kept with it; a hook its body. Bounds memory under
-    /// overload. Default 16 MiB.
+    /// overload; a request that finds no room is refused before it is
+    /// decoded. Default 16 MiB.
     pub queue_bytes: usize,
     /// How long an HTTP hook's event waits for room in a full buffer before
     /// it is refused with 503. Claude Code does not retry HTTP hooks, so a

@@ -22,6 +22,7 @@ use opentelemetry_proto::tonic::collector::{
 use std::future::Future;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -100,6 +101,14 @@ pub async fn serve(
     options: GrpcOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    // Refused before the request is decoded when the buffer is full.
+    let room = {
+        let ingest = ingest.clone();
+        move |request: Request<()>| match ingest.expect_room() {
+            Ok(()) => Ok(request),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    };
     let svc = OtlpGrpc::new(ingest);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut builder = tonic::transport::Server::builder();
@@ -111,21 +120,24 @@ pub async fn serve(
             options.auth.interceptor(),
         ))
         .add_routes(routes)
-        .add_service(
+        .add_service(InterceptedService::new(
             LogsServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max_body),
-        )
-        .add_service(
+            room.clone(),
+        ))
+        .add_service(InterceptedService::new(
             MetricsServiceServer::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max_body),
-        )
-        .add_service(
+            room.clone(),
+        ))
+        .add_service(InterceptedService::new(
             TraceServiceServer::new(svc)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max_body),
-        )
+            room.clone(),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -17,6 +17,7 @@ use crate::model::hook::HookParseError;
 use crate::model::{Event, HookEvent, Payload, Transport};
 use crate::telemetry::Stats;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -102,10 +103,17 @@ pub struct Ingest {
     tx: mpsc::Sender<Accepted>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
+    /// The room the last queued input took: a guess at the next one's, for
+    /// a receiver that must decide before it has the input (gRPC).
+    last_size: Arc<AtomicUsize>,
     /// How long a hook event may wait for room before it is refused.
     hook_wait: std::time::Duration,
     pub stats: Arc<Stats>,
 }
+
+/// A share of the byte budget, taken before the input it is for exists.
+#[derive(Debug)]
+pub struct Room(OwnedSemaphorePermit);
 
 /// The channel or the byte budget is full.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +135,7 @@ impl Ingest {
                 tx,
                 bytes: Arc::new(Semaphore::new(byte_budget)),
                 byte_budget,
+                last_size: Arc::new(AtomicUsize::new(0)),
                 hook_wait: std::time::Duration::ZERO,
                 stats,
             },
@@ -146,6 +155,40 @@ impl Ingest {
             None => Ok(()),
             Some(_) => Err(self.refused()),
         }
+    }
+
+    /// Takes room for an input of `size` bytes before it is decoded, so
+    /// that under overload a refused request costs its read and no more:
+    /// decoding requests only to refuse them took the CPU the merge needed
+    /// to make room, and fewer were accepted.
+    pub fn room(&self, size: usize) -> Result<Room, Full> {
+        match self.bytes.clone().try_acquire_many_owned(self.want(size)) {
+            Ok(permit) => Ok(Room(permit)),
+            Err(_) => Err(self.refused()),
+        }
+    }
+
+    /// Refuses at once, before an input is read, when the buffer has less
+    /// room left than the last input took: tonic decodes a gRPC request
+    /// before ccotel sees it, and decoding requests only to refuse them
+    /// takes the CPU the merge needs to make room.
+    pub fn expect_room(&self) -> Result<(), Full> {
+        let last = self.last_size.load(Ordering::Relaxed);
+        if self.bytes.available_permits() >= last.max(1) {
+            Ok(())
+        } else {
+            Err(self.refused())
+        }
+    }
+
+    /// Queues an input in room taken by [`Ingest::room`], without waiting.
+    pub fn submit_in(&self, room: Room, input: impl Into<Input>) -> Result<(), Full> {
+        self.tx
+            .try_send(Accepted {
+                input: input.into(),
+                _permit: Some(room.0),
+            })
+            .map_err(|_| self.refused())
     }
 
     /// Queues an HTTP hook's event, waiting up to the hook wait for room
@@ -199,6 +242,8 @@ impl Ingest {
     }
 
     fn want(&self, size: usize) -> u32 {
-        size.clamp(1, self.byte_budget) as u32
+        let want = size.clamp(1, self.byte_budget);
+        self.last_size.store(want, Ordering::Relaxed);
+        want as u32
     }
 }

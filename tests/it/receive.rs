@@ -579,7 +579,7 @@ async fn a_full_queue_answers_503_and_unavailable() {
 /// decoded, not their size on the wire: a backlog of Claude Code's log
 /// requests stays within the bound an operator set.
 #[tokio::test]
-async fn the_buffer_bound_counts_decoded_requests_not_wire_bytes() {
+async fn the_buffer_bound_counts_decoded_requests_and_refuses_before_decoding() {
     use ccotel::receive::{http::HttpState, Ingest, DECODED_PER_ENCODED_BYTE};
     use ccotel::telemetry::Registry;
     use std::sync::Arc;
@@ -596,7 +596,7 @@ async fn the_buffer_bound_counts_decoded_requests_not_wire_bytes() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = HttpState {
-        ingest,
+        ingest: ingest.clone(),
         max_body: 1 << 20,
         registry: registry.clone(),
         auth: Default::default(),
@@ -618,7 +618,40 @@ async fn the_buffer_bound_counts_decoded_requests_not_wire_bytes() {
     let second = send().await.unwrap();
     assert_eq!(second.status(), 503);
     assert!(second.headers().contains_key("retry-after"));
-    assert_eq!(registry.stats.snapshot()["refused_full"], 1);
+    // Refused before it is decoded: under overload a refusal costs the
+    // read only, so even a body that would not decode gets the 503.
+    let garbage = client
+        .post(format!("http://{addr}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff; body.len()])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 503);
+    assert_eq!(registry.stats.snapshot()["refused_full"], 2);
+    assert_eq!(registry.stats.snapshot()["bad_requests"], 0);
+    // gRPC too: a request over the size limit would be refused as too
+    // large once read; with the buffer full it is not read at all.
+    let glistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gaddr = glistener.local_addr().unwrap();
+    tokio::spawn(ccotel::receive::grpc::serve(
+        glistener,
+        ingest,
+        1 << 20,
+        tonic::service::Routes::default(),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let mut grpc = LogsServiceClient::connect(format!("http://{gaddr}"))
+        .await
+        .unwrap();
+    let mut large = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+    while large.encoded_len() <= 1 << 20 {
+        large.resource_logs.extend(large.resource_logs.clone());
+    }
+    let err = grpc.export(large).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+    assert_eq!(registry.stats.snapshot()["refused_full"], 3);
 }
 
 /// Claude Code never retries a refused HTTP hook: under a burst the hook

@@ -168,10 +168,9 @@ impl Ingest {
         }
     }
 
-    /// Refuses at once, before an input is read, when the buffer has less
-    /// room left than the last input took: tonic decodes a gRPC request
-    /// before ccotel sees it, and decoding requests only to refuse them
-    /// takes the CPU the merge needs to make room.
+    /// [`Ingest::room`] for a receiver that must decide before it knows
+    /// the input's size (tonic decodes a gRPC request before ccotel sees
+    /// it): refuses when less room is left than the last input took.
     pub fn expect_room(&self) -> Result<(), Full> {
         let last = self.last_size.load(Ordering::Relaxed);
         if self.bytes.available_permits() >= last.max(1) {

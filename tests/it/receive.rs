@@ -514,17 +514,15 @@ async fn a_hung_backend_does_not_delay_another() {
     drop(app);
 }
 
-#[tokio::test]
-async fn a_full_queue_answers_503_and_unavailable() {
-    use ccotel::receive::{http::HttpState, Ingest};
-    use ccotel::telemetry::Registry;
-    use std::sync::Arc;
-    let registry = Arc::new(Registry::default());
-    // A queue of one event that nobody drains.
-    let (ingest, _rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());
+/// The HTTP and gRPC receivers on `ingest`, with a 1 MiB body limit; their
+/// addresses.
+async fn receivers(
+    ingest: ccotel::receive::Ingest,
+    registry: &std::sync::Arc<ccotel::telemetry::Registry>,
+) -> (std::net::SocketAddr, std::net::SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = HttpState {
+    let state = ccotel::receive::http::HttpState {
         ingest: ingest.clone(),
         max_body: 1 << 20,
         registry: registry.clone(),
@@ -545,6 +543,18 @@ async fn a_full_queue_answers_503_and_unavailable() {
         Default::default(),
         std::future::pending(),
     ));
+    (addr, gaddr)
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_unavailable() {
+    use ccotel::receive::Ingest;
+    use ccotel::telemetry::Registry;
+    use std::sync::Arc;
+    let registry = Arc::new(Registry::default());
+    // A queue of one event that nobody drains.
+    let (ingest, _rx) = Ingest::channel(1, 1 << 20, registry.stats.clone());
+    let (addr, gaddr) = receivers(ingest, &registry).await;
     let client = reqwest::Client::new();
     let hook = br#"{"session_id":"s","hook_event_name":"Stop"}"#.to_vec();
     let first = client
@@ -580,7 +590,7 @@ async fn a_full_queue_answers_503_and_unavailable() {
 /// requests stays within the bound an operator set.
 #[tokio::test]
 async fn the_buffer_bound_counts_decoded_requests_and_refuses_before_decoding() {
-    use ccotel::receive::{http::HttpState, Ingest, DECODED_PER_ENCODED_BYTE};
+    use ccotel::receive::{Ingest, DECODED_PER_ENCODED_BYTE};
     use ccotel::telemetry::Registry;
     use std::sync::Arc;
     let body = fixtures::otlp("protobuf")
@@ -593,19 +603,7 @@ async fn the_buffer_bound_counts_decoded_requests_and_refuses_before_decoding() 
     assert!(2 * body.len() * (DECODED_PER_ENCODED_BYTE + 1) > bound);
     let registry = Arc::new(Registry::default());
     let (ingest, _rx) = Ingest::channel(100, bound, registry.stats.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = HttpState {
-        ingest: ingest.clone(),
-        max_body: 1 << 20,
-        registry: registry.clone(),
-        auth: Default::default(),
-    };
-    tokio::spawn(ccotel::receive::http::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let (addr, gaddr) = receivers(ingest, &registry).await;
     let client = reqwest::Client::new();
     let send = || {
         client
@@ -632,16 +630,6 @@ async fn the_buffer_bound_counts_decoded_requests_and_refuses_before_decoding() 
     assert_eq!(registry.stats.snapshot()["bad_requests"], 0);
     // gRPC too: a request over the size limit would be refused as too
     // large once read; with the buffer full it is not read at all.
-    let glistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gaddr = glistener.local_addr().unwrap();
-    tokio::spawn(ccotel::receive::grpc::serve(
-        glistener,
-        ingest,
-        1 << 20,
-        tonic::service::Routes::default(),
-        Default::default(),
-        std::future::pending(),
-    ));
     let mut grpc = LogsServiceClient::connect(format!("http://{gaddr}"))
         .await
         .unwrap();

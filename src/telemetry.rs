@@ -72,6 +72,10 @@ impl Stats {
     pub fn add(&self, c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }
+    /// Sets a level (one of the gauges).
+    pub fn set(&self, c: &AtomicU64, n: u64) {
+        c.store(n, Ordering::Relaxed);
+    }
 }
 
 impl ExporterStats {
@@ -137,19 +141,25 @@ pub fn is_gauge(name: &str) -> bool {
     GAUGES.contains(&name)
 }
 
+/// The Prometheus name and type of the counter `key` under `prefix`: a
+/// total gets the `_total` suffix, a level does not.
+fn prometheus_metric(prefix: &str, key: &str) -> (String, &'static str) {
+    if is_gauge(key) {
+        (format!("{prefix}{key}"), "gauge")
+    } else {
+        (format!("{prefix}{key}_total"), "counter")
+    }
+}
+
 impl Registry {
     /// The counters in the Prometheus text format, for `GET /metrics`.
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         for (name, v) in self.stats.snapshot() {
-            if is_gauge(&name) {
-                let _ = writeln!(out, "# TYPE ccotel_{name} gauge");
-                let _ = writeln!(out, "ccotel_{name} {v}");
-            } else {
-                let _ = writeln!(out, "# TYPE ccotel_{name}_total counter");
-                let _ = writeln!(out, "ccotel_{name}_total {v}");
-            }
+            let (metric, kind) = prometheus_metric("ccotel_", &name);
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
+            let _ = writeln!(out, "{metric} {v}");
         }
         let list: Vec<(String, Map<String, Value>)> = self
             .exporters
@@ -158,13 +168,7 @@ impl Registry {
             .unwrap_or_default();
         if let Some((_, first)) = list.first() {
             for key in first.keys() {
-                let gauge = is_gauge(key);
-                let metric = if gauge {
-                    format!("ccotel_exporter_{key}")
-                } else {
-                    format!("ccotel_exporter_{key}_total")
-                };
-                let kind = if gauge { "gauge" } else { "counter" };
+                let (metric, kind) = prometheus_metric("ccotel_exporter_", key);
                 let _ = writeln!(out, "# TYPE {metric} {kind}");
                 for (name, snap) in &list {
                     let label = name.replace('\\', "\\\\").replace('"', "\\\"");

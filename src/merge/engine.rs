@@ -590,11 +590,8 @@ impl Engine {
         }
         self.closing.extend(done);
         if let Some(stats) = &self.stats {
-            let level = |g: &std::sync::atomic::AtomicU64, n: usize| {
-                g.store(n as u64, std::sync::atomic::Ordering::Relaxed)
-            };
-            level(&stats.sessions_in_memory, self.sessions.len());
-            level(&stats.sessions_evicted, self.evicted.len());
+            stats.set(&stats.sessions_in_memory, self.sessions.len() as u64);
+            stats.set(&stats.sessions_evicted, self.evicted.len() as u64);
         }
         out
     }

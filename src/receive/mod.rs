@@ -103,8 +103,9 @@ pub struct Ingest {
     tx: mpsc::Sender<Accepted>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
-    /// The room the last queued input took: a guess at the next one's, for
-    /// a receiver that must decide before it has the input (gRPC).
+    /// The room the last input asked for, queued or not: a guess at the
+    /// next one's, for a receiver that must decide before it has the input
+    /// (gRPC).
     last_size: Arc<AtomicUsize>,
     /// How long a hook event may wait for room before it is refused.
     hook_wait: std::time::Duration,
@@ -151,10 +152,7 @@ impl Ingest {
 
     /// Queues an input without waiting; `size` is the memory it holds.
     pub fn submit(&self, input: impl Into<Input>, size: usize) -> Result<(), Full> {
-        match self.try_queue(input.into(), self.want(size)) {
-            None => Ok(()),
-            Some(_) => Err(self.refused()),
-        }
+        self.submit_in(self.room(size)?, input)
     }
 
     /// Takes room for an input of `size` bytes before it is decoded, so
@@ -170,7 +168,7 @@ impl Ingest {
 
     /// [`Ingest::room`] for a receiver that must decide before it knows
     /// the input's size (tonic decodes a gRPC request before ccotel sees
-    /// it): refuses when less room is left than the last input took.
+    /// it): refuses when less room is left than the last input asked for.
     pub fn expect_room(&self) -> Result<(), Full> {
         let last = self.last_size.load(Ordering::Relaxed);
         if self.bytes.available_permits() >= last.max(1) {

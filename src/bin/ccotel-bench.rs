@@ -1588,7 +1588,7 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
         for &n in &a.concurrency {
             let cpu0 = server.cpu();
             let wait0 = server.runq_wait_s();
-            let (lat, errors) = hook_rounds(
+            let got = hook_rounds(
                 server.http,
                 n,
                 a.requests.max(1),
@@ -1601,20 +1601,27 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
             rt.block_on(server.settle(c.idle_window(), Duration::from_secs(10)));
             let cpu = server.cpu() - cpu0;
             let wait = server.runq_wait_s() - wait0;
-            let s = sorted(lat);
+            let s = sorted(got.read);
+            let arrived = sorted(got.arrived);
+            let hooks = s.len().max(1) as f64;
             let row = format!("{n} sender(s)");
             table
                 .fig(&row, "server run-queue wait µs/hook")
-                .push(wait * 1e6 / s.len().max(1) as f64);
+                .push(wait * 1e6 / hooks);
             table
                 .fig(&row, "server CPU µs/hook")
-                .push(cpu * 1e6 / s.len().max(1) as f64);
-            table.fig(&row, "p50 µs").push(pct(&s, 0.50));
-            table.fig(&row, "p90 µs").push(pct(&s, 0.90));
-            table.fig(&row, "p99 µs").push(pct(&s, 0.99));
-            table.fig(&row, "max µs").push(pct(&s, 1.0));
+                .push(cpu * 1e6 / hooks);
+            table
+                .fig(&row, "client CPU µs/hook")
+                .push(got.client_cpu.as_secs_f64() * 1e6 / hooks);
+            table.fig(&row, "p50 µs").push(pct(&arrived, 0.50));
+            table.fig(&row, "p90 µs").push(pct(&arrived, 0.90));
+            table.fig(&row, "p99 µs").push(pct(&arrived, 0.99));
+            table.fig(&row, "max µs").push(pct(&arrived, 1.0));
+            table.fig(&row, "read p50 µs").push(pct(&s, 0.50));
+            table.fig(&row, "read p99 µs").push(pct(&s, 0.99));
             table.fig(&row, "requests").push(s.len() as f64);
-            table.fig(&row, "errors").push(errors as f64);
+            table.fig(&row, "errors").push(got.errors as f64);
         }
         server.stop();
     }
@@ -1625,7 +1632,8 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
     };
     table.print(
         &format!(
-            "HTTP hook POST → 2xx ({mode}; {} rounds per sender per rep, {} µs between rounds)",
+            "HTTP hook POST → 2xx ({mode}; {} rounds per sender per rep, {} µs between rounds; \
+             p50–max: write → reply at the sender's socket; read: → reply read by the one client thread)",
             a.requests, a.gap_us
         ),
         &[
@@ -1633,9 +1641,12 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
             ("p90 µs", 0),
             ("p99 µs", 0),
             ("max µs", 0),
+            ("read p50 µs", 0),
+            ("read p99 µs", 0),
             ("requests", 0),
             ("errors", 0),
             ("server CPU µs/hook", 0),
+            ("client CPU µs/hook", 0),
             ("server run-queue wait µs/hook", 0),
         ],
     );
@@ -1649,10 +1660,26 @@ fn hook_http(rt: &tokio::runtime::Runtime, a: HookHttpArgs) -> Result<()> {
     )
 }
 
+/// What one sender measured of its hook POSTs.
+#[derive(Default)]
+struct HookLatencies {
+    /// From the request's write to the client having read the whole reply.
+    read: Vec<f64>,
+    /// From the request's write to the reply's arrival at the client's
+    /// socket (the kernel's receive stamp). A single client thread that
+    /// writes fifty requests and then reads fifty replies reads the last
+    /// one late by its own work on the others; a sender of its own (each
+    /// Claude Code hook is one) would have read it at arrival.
+    arrived: Vec<f64>,
+    errors: u64,
+    /// The client thread's own CPU, so a saturated client shows.
+    client_cpu: Duration,
+}
+
 /// `rounds` rounds of `n` concurrent hook POSTs from one client thread (a
 /// single-threaded event loop, so client-side thread scheduling does not
 /// pollute the figures); each latency runs from the request's own write to
-/// the end of its reply.
+/// the end of its reply, and to the reply's arrival.
 fn hook_rounds(
     addr: SocketAddr,
     n: usize,
@@ -1661,60 +1688,176 @@ fn hook_rounds(
     bodies: &[Vec<u8>],
     rep: usize,
     new_conn: bool,
-) -> Result<(Vec<f64>, u64)> {
+) -> Result<HookLatencies> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
+    let cpu0 = thread_cpu();
+    let mut out = rt.block_on(async {
         let mut conns: Vec<Option<tokio::net::TcpStream>> = Vec::with_capacity(n);
         for _ in 0..n {
             conns.push(if new_conn {
                 None
             } else {
-                let s = tokio::net::TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                Some(s)
+                Some(connect_stamped(addr).await?)
             });
         }
-        let mut lat = Vec::with_capacity(rounds * n);
-        let mut errors = 0u64;
+        let mut out = HookLatencies {
+            read: Vec::with_capacity(rounds * n),
+            arrived: Vec::with_capacity(rounds * n),
+            ..Default::default()
+        };
         for r in 0..rounds {
             let futs = conns.iter_mut().enumerate().map(|(w, slot)| {
                 let body = &bodies[(r * n + w + rep * 7919) % bodies.len()];
                 async move {
                     let t = Instant::now();
-                    let status = async_post(addr, slot, "/v1/hooks", body, new_conn).await;
-                    (t.elapsed(), status)
+                    let sent = std::time::SystemTime::now();
+                    let reply = async_post(addr, slot, "/v1/hooks", body, new_conn).await;
+                    (t.elapsed(), sent, reply)
                 }
             });
-            for (d, status) in futures::future::join_all(futs).await {
-                match status {
-                    Ok(200..=299) => lat.push(d.as_secs_f64() * 1e6),
-                    _ => errors += 1,
+            for (d, sent, reply) in futures::future::join_all(futs).await {
+                match reply {
+                    Ok((200..=299, arrival)) => {
+                        out.read.push(d.as_secs_f64() * 1e6);
+                        // Without a stamp (another OS), the read time stands.
+                        let arrived = arrival
+                            .and_then(|a| a.duration_since(sent).ok())
+                            .map_or(d, |a| a.min(d));
+                        out.arrived.push(arrived.as_secs_f64() * 1e6);
+                    }
+                    _ => out.errors += 1,
                 }
             }
             if !gap.is_zero() {
                 tokio::time::sleep(gap).await;
             }
         }
-        anyhow::Ok((lat, errors))
-    })
+        anyhow::Ok(out)
+    })?;
+    out.client_cpu = thread_cpu().saturating_sub(cpu0);
+    Ok(out)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Connects with Nagle off and, on Linux, the kernel stamping each
+/// received segment's arrival (`SO_TIMESTAMPNS`).
+async fn connect_stamped(addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let s = tokio::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads one c_int from a live stack variable on
+        // a socket this function owns.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(s)
+}
+
+/// Reads what has arrived, with the kernel's stamp of its arrival when
+/// the socket was set up by [`connect_stamped`].
+async fn read_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::time::SystemTime>)> {
+    loop {
+        stream.readable().await?;
+        match stream.try_io(tokio::io::Interest::READABLE, || recv_stamped(stream, buf)) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::time::SystemTime>)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one timespec control message, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data, valid when zeroed.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: the iovec and control buffer outlive the call, and their
+    // lengths are the ones given.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: walks the control messages the kernel wrote into `control`,
+    // within the length it reported; the timespec is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                stamp = Some(
+                    std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                );
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_stamped(
+    stream: &tokio::net::TcpStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::time::SystemTime>)> {
+    stream.try_read(buf).map(|n| (n, None))
 }
 
 /// One HTTP/1.1 JSON POST on `slot` (connecting when empty); returns the
-/// status once the whole reply is read.
+/// status once the whole reply is read, and when its last part arrived.
 async fn async_post(
     addr: SocketAddr,
     slot: &mut Option<tokio::net::TcpStream>,
     path: &str,
     body: &[u8],
     close: bool,
-) -> std::io::Result<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+) -> std::io::Result<(u16, Option<std::time::SystemTime>)> {
+    use tokio::io::AsyncWriteExt;
     if slot.is_none() {
-        let s = tokio::net::TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
-        *slot = Some(s);
+        *slot = Some(connect_stamped(addr).await?);
     }
     let stream = slot.as_mut().expect("connected");
     let mut req = format!(
@@ -1728,8 +1871,10 @@ async fn async_post(
         stream.write_all(&req).await?;
         let mut buf = Vec::with_capacity(512);
         let mut chunk = [0u8; 2048];
+        let mut arrival = None;
         let head_end = loop {
-            let k = stream.read(&mut chunk).await?;
+            let (k, at) = read_stamped(stream, &mut chunk).await?;
+            arrival = at.or(arrival);
             if k == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
@@ -1753,13 +1898,14 @@ async fn async_post(
             })
             .unwrap_or(0);
         while buf.len() < head_end + len {
-            let k = stream.read(&mut chunk).await?;
+            let (k, at) = read_stamped(stream, &mut chunk).await?;
+            arrival = at.or(arrival);
             if k == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             buf.extend_from_slice(&chunk[..k]);
         }
-        Ok(status)
+        Ok((status, arrival))
     }
     .await;
     if result.is_err() || close {

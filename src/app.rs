@@ -57,6 +57,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let merge = crate::merge::engine::spawn(
         rx,
+        ingest.activity(),
         fanout,
         stop_rx.clone(),
         engine,

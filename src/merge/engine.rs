@@ -13,7 +13,7 @@ use crate::export::queue::Encoded;
 use crate::export::{ExportItem, FanOut};
 use crate::model::span::{to_request, Attr, SpanRecord};
 use crate::model::{Event, Payload, Signal};
-use crate::receive::Accepted;
+use crate::receive::{Accepted, Activity};
 use crate::store::{SessionMeta, Store};
 use crate::telemetry::Stats;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -662,6 +662,7 @@ impl Engine {
 /// returned receiver resolves when the engine has flushed and stopped.
 pub fn spawn(
     rx: mpsc::Receiver<Accepted>,
+    receivers: Activity,
     fanout: FanOut,
     stop: watch::Receiver<bool>,
     engine: Engine,
@@ -676,7 +677,7 @@ pub fn spawn(
         .name("ccotel-merge".into())
         .spawn(move || {
             crate::sched::background();
-            runtime.block_on(run(rx, fanout, stop, engine, stats, feed));
+            runtime.block_on(run(rx, receivers, fanout, stop, engine, stats, feed));
             let _ = done.send(());
         })?;
     Ok(finished)
@@ -705,6 +706,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// flushes every complete span and returns.
 pub async fn run(
     mut rx: mpsc::Receiver<Accepted>,
+    receivers: Activity,
     fanout: FanOut,
     mut stop: watch::Receiver<bool>,
     mut engine: Engine,
@@ -722,6 +724,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(next_tick) => {}
             next = rx.recv() => match next {
                 Some(first) => {
+                    stay_out_of_burst(&receivers);
                     batch.extend(take(first, &stats).map(|e| forward(&fanout, &engine, e, &mut forwarded)));
                     while batch.len() < 512 {
                         match rx.try_recv() {
@@ -731,7 +734,7 @@ pub async fn run(
                     }
                     fanout.push(&forwarded);
                     forwarded.clear();
-                    engine.ingest(&batch);
+                    ingest_around_bursts(&mut engine, &batch, &receivers);
                     batch.clear();
                 }
                 None => break,
@@ -742,8 +745,11 @@ pub async fn run(
         // not turn its timers, and a timer-driven tick was held back for
         // seconds, with every session and its spans piling up meanwhile.
         if tokio::time::Instant::now() >= next_tick {
+            stay_out_of_burst(&receivers);
             let exports = engine.tick(now(), false);
+            stay_out_of_burst(&receivers);
             send(&fanout, &stats, &exports);
+            stay_out_of_burst(&receivers);
             engine.record(&exports);
             publish(&feed, &exports);
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
@@ -763,6 +769,56 @@ pub async fn run(
     send(&fanout, &stats, &exports);
     engine.record(&exports);
     publish(&feed, &exports);
+}
+
+/// How long the receivers must have queued nothing before the merge takes
+/// the CPU from them: a receiver under a burst of hooks queues one every
+/// 10–20 µs.
+const QUIET: Duration = Duration::from_micros(200);
+
+/// The longest the merge waits for a burst to end, each time it wakes.
+const MOST_DEFERRED: Duration = Duration::from_millis(2);
+
+/// Sleeps while the receivers are in the middle of a burst and the ingest
+/// buffer has room, at most [`MOST_DEFERRED`]. Merging a moment later
+/// costs nothing (spans wait out a 10 s grace), while a merge that takes
+/// the CPU mid-burst keeps every reply still to be written waiting for
+/// the kernel's next tick. A buffer past half full ends the wait, so the
+/// merge never falls further behind than the buffer allows.
+fn stay_out_of_burst(receivers: &Activity) {
+    wait_out_burst(receivers, QUIET, MOST_DEFERRED);
+}
+
+/// [`stay_out_of_burst`] with its times given; returns how long it slept.
+pub fn wait_out_burst(receivers: &Activity, quiet: Duration, most: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    while receivers.in_burst(quiet) && started.elapsed() < most {
+        std::thread::sleep(quiet);
+    }
+    started.elapsed()
+}
+
+/// Events merged between two looks at the receivers while they are busy:
+/// some 20 µs of merge work each.
+const CHUNK_IN_BURST: usize = 16;
+
+/// Merges `batch` in one store transaction when the receivers are quiet,
+/// and in short chunks with [`stay_out_of_burst`] between them when a
+/// burst starts meanwhile.
+fn ingest_around_bursts(engine: &mut Engine, batch: &[Event], receivers: &Activity) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let n = if receivers.in_burst(QUIET) {
+            CHUNK_IN_BURST.min(rest.len())
+        } else {
+            rest.len()
+        };
+        engine.ingest(&rest[..n]);
+        rest = &rest[n..];
+        if !rest.is_empty() {
+            stay_out_of_burst(receivers);
+        }
+    }
 }
 
 /// Tells `Tail` subscribers about exported spans.

@@ -17,8 +17,9 @@ use crate::model::hook::HookParseError;
 use crate::model::{Event, HookEvent, Payload, Transport};
 use crate::telemetry::Stats;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// What a receiver hands to the merge engine.
@@ -107,9 +108,50 @@ pub struct Ingest {
     /// next one's, for a receiver that must decide before it has the input
     /// (gRPC).
     last_size: Arc<AtomicUsize>,
+    activity: Activity,
     /// How long a hook event may wait for room before it is refused.
     hook_wait: std::time::Duration,
     pub stats: Arc<Stats>,
+}
+
+/// What the merge can see of the receivers: when they last queued an
+/// input, and how much of the byte budget is held. With one CPU for both,
+/// a merge that takes the CPU in the middle of a burst of hooks holds it
+/// until the kernel's next tick (4 ms at 250 Hz) while the receiver, still
+/// runnable, waits with its replies; so the merge stays out of a burst
+/// while it has room to catch up afterwards.
+#[derive(Clone, Debug)]
+pub struct Activity {
+    /// Nanoseconds since [`epoch`] of the last queued input; 0 for none.
+    last_queued: Arc<AtomicU64>,
+    bytes: Arc<Semaphore>,
+    byte_budget: usize,
+}
+
+/// The process's monotonic origin for [`Activity`] times.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Activity {
+    fn queued(&self) {
+        // +1 so that an input queued at the epoch still counts.
+        let at = epoch().elapsed().as_nanos() as u64 + 1;
+        self.last_queued.store(at, Ordering::Relaxed);
+    }
+
+    /// Whether the receivers queued an input within `quiet` while less
+    /// than half the byte budget is held: the merge may then leave them
+    /// the CPU for a moment and still catch up. Past half full it never
+    /// waits, so a sustained load is merged as fast as before.
+    pub fn in_burst(&self, quiet: Duration) -> bool {
+        let last = self.last_queued.load(Ordering::Relaxed);
+        let now = epoch().elapsed().as_nanos() as u64 + 1;
+        last != 0
+            && now.saturating_sub(last) < quiet.as_nanos() as u64
+            && self.bytes.available_permits() > self.byte_budget / 2
+    }
 }
 
 /// A share of the byte budget, taken before the input it is for exists.
@@ -131,10 +173,16 @@ impl Ingest {
     ) -> (Ingest, mpsc::Receiver<Accepted>) {
         let (tx, rx) = mpsc::channel(events.max(1));
         let byte_budget = bytes.clamp(1, u32::MAX as usize);
+        let bytes = Arc::new(Semaphore::new(byte_budget));
         (
             Ingest {
                 tx,
-                bytes: Arc::new(Semaphore::new(byte_budget)),
+                activity: Activity {
+                    last_queued: Arc::new(AtomicU64::new(0)),
+                    bytes: bytes.clone(),
+                    byte_budget,
+                },
+                bytes,
                 byte_budget,
                 last_size: Arc::new(AtomicUsize::new(0)),
                 hook_wait: std::time::Duration::ZERO,
@@ -142,6 +190,11 @@ impl Ingest {
             },
             rx,
         )
+    }
+
+    /// What the merge watches to stay out of the receivers' way.
+    pub fn activity(&self) -> Activity {
+        self.activity.clone()
     }
 
     /// Lets hook events wait up to `wait` for room when the channel is full.
@@ -185,7 +238,9 @@ impl Ingest {
                 input: input.into(),
                 _permit: Some(room.0),
             })
-            .map_err(|_| self.refused())
+            .map_err(|_| self.refused())?;
+        self.activity.queued();
+        Ok(())
     }
 
     /// Queues an HTTP hook's event, waiting up to the hook wait for room
@@ -212,6 +267,7 @@ impl Ingest {
                     input,
                     _permit: Some(permit),
                 });
+                self.activity.queued();
                 Ok(())
             }
             _ => Err(self.refused()),
@@ -224,13 +280,18 @@ impl Ingest {
         let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) else {
             return Some(input);
         };
-        self.tx
+        let back = self
+            .tx
             .try_send(Accepted {
                 input,
                 _permit: Some(permit),
             })
             .err()
-            .map(|e| e.into_inner().input)
+            .map(|e| e.into_inner().input);
+        if back.is_none() {
+            self.activity.queued();
+        }
+        back
     }
 
     fn refused(&self) -> Full {

@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod heap;
 pub mod merge;
 pub mod model;
 pub mod query;

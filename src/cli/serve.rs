@@ -14,6 +14,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             store_path: args.store,
         },
     )?;
+    crate::heap::few_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(crate::sched::short_slices)

@@ -114,23 +114,6 @@ const FINISHED_MEMORY: usize = 4096;
 /// sessions keep leaving memory (measured: 1–7 ms for a 190 MiB heap).
 const TRIM_EVERY: u64 = 5_000_000_000;
 
-/// Hands free heap memory back to the system. glibc keeps what was freed
-/// below its top chunk, so without this the RSS of a server whose sessions
-/// left memory stays at its high-water mark (measured: 84 → 34 MiB once
-/// 1 000 quiet sessions were evicted).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::os::raw::c_int;
-        }
-        // SAFETY: malloc_trim only walks glibc's own heap under its locks.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
-}
-
 /// All session state.
 pub struct Engine {
     cfg: MergeConfig,
@@ -584,7 +567,7 @@ impl Engine {
         self.released += leaving;
         if self.released > 0 && (leaving == 0 || now.saturating_sub(self.trimmed_at) >= TRIM_EVERY)
         {
-            trim_heap();
+            crate::heap::trim();
             self.released = 0;
             self.trimmed_at = now;
         }

@@ -1,0 +1,125 @@
+//! The process heap (glibc's allocator): how many arenas it keeps, and
+//! handing freed memory back to the system. Sessions pass through memory
+//! and leave it; what stays in RSS afterwards is pages they left partly
+//! used, and every extra arena spreads them over more pages.
+
+/// The arenas `serve` allows (glibc's default is eight per core).
+pub const ARENAS: i32 = 2;
+
+/// Limits the heap to [`ARENAS`] arenas, unless the operator chose a
+/// number (`MALLOC_ARENA_MAX`, or `arena_max` in `GLIBC_TUNABLES`). Call
+/// it before any thread starts. Measured at 10 000 quiet sessions, same
+/// build and run: RSS 54.7 → 42.4 MiB with every session open, 70.5 → 51.1
+/// MiB once they ended, peak 212 → 189 MiB, CPU per record unchanged.
+/// The receivers, the merge and the exporters each allocated in an arena
+/// of their own, and each arena kept its own partly used pages.
+pub fn few_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+        if !chosen {
+            // SAFETY: mallopt only sets a parameter of glibc's allocator.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+            }
+        }
+    }
+}
+
+/// Hands free heap memory back to the system. glibc keeps what was freed
+/// below its top chunk, so without this the RSS of a server whose sessions
+/// left memory stays at its high-water mark (measured: 84 → 34 MiB once
+/// 1 000 quiet sessions were evicted).
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap under its locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// The arenas glibc has, from `malloc_info`.
+    fn arenas() -> usize {
+        // SAFETY: tmpfile gives a FILE this function owns and closes;
+        // malloc_info writes XML to it.
+        unsafe {
+            let f = libc::tmpfile();
+            assert!(!f.is_null(), "tmpfile");
+            libc::malloc_info(0, f);
+            libc::fflush(f);
+            let text = std::fs::read_to_string(format!("/proc/self/fd/{}", libc::fileno(f)))
+                .unwrap_or_default();
+            libc::fclose(f);
+            text.matches("<heap nr=").count()
+        }
+    }
+
+    /// Allocates on `n` threads alive at once.
+    fn allocate_on_threads(n: usize) {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let v: Vec<Box<[u8; 256]>> = (0..64).map(|_| Box::new([1u8; 256])).collect();
+                    barrier.wait();
+                    std::hint::black_box(v);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+    }
+
+    /// In a process of its own (the test binary run again for this one
+    /// test), so that no other test's threads have made arenas before.
+    #[test]
+    fn serve_keeps_two_arenas_however_many_threads_allocate() {
+        if std::env::var_os("CCOTEL_HEAP_CHILD").is_some() {
+            if std::env::var_os("CCOTEL_HEAP_LIMIT").is_some() {
+                few_arenas();
+            }
+            allocate_on_threads(8);
+            println!("ARENAS={}", arenas());
+            return;
+        }
+        let run = |limit: bool| -> usize {
+            let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
+            cmd.args([
+                "--exact",
+                "heap::tests::serve_keeps_two_arenas_however_many_threads_allocate",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("CCOTEL_HEAP_CHILD", "1")
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("GLIBC_TUNABLES");
+            if limit {
+                cmd.env("CCOTEL_HEAP_LIMIT", "1");
+            }
+            let out = cmd.output().expect("run the test binary");
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.lines()
+                .find_map(|l| l.split("ARENAS=").nth(1))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no arena count in: {text}"))
+        };
+        let limited = run(true);
+        assert!(
+            limited <= ARENAS as usize,
+            "{limited} arenas with the limit"
+        );
+        // The check can tell: without the limit, eight threads make more.
+        let unlimited = run(false);
+        assert!(
+            unlimited > ARENAS as usize,
+            "{unlimited} arenas without the limit"
+        );
+    }
+}

@@ -1018,30 +1018,40 @@ async fn a_spooled_hook_keeps_the_time_claude_code_ran_it() {
     assert_eq!(turn.end_ns, ran_at + 1_000_000_000);
 }
 
+/// A hook as a receiver queues it.
+fn stop_hook() -> ccotel::receive::Input {
+    ccotel::receive::Input::Hook {
+        body: bytes::Bytes::from_static(br#"{"session_id":"s","hook_event_name":"Stop"}"#),
+        transport: ccotel::model::Transport::HookHttp,
+        received_at: 1,
+    }
+}
+
+/// An ingest buffer of 1 000 bytes, and the merge's end of it.
+fn small_ingest() -> (
+    ccotel::receive::Ingest,
+    tokio::sync::mpsc::Receiver<ccotel::receive::Accepted>,
+) {
+    let registry = ccotel::telemetry::Registry::default();
+    ccotel::receive::Ingest::channel(100, 1000, registry.stats.clone())
+}
+
 /// The merge leaves the CPU to the receivers while they are queueing a
 /// burst, but only while the buffer has room for the merge to catch up
 /// afterwards: past half full it must merge at once, or it would fall
 /// behind a sustained load.
 #[test]
 fn the_merge_sees_a_burst_only_while_the_buffer_has_room() {
-    use ccotel::receive::{Ingest, Input};
-    use ccotel::telemetry::Registry;
-    let registry = Registry::default();
-    let (ingest, _rx) = Ingest::channel(100, 1000, registry.stats.clone());
+    let (ingest, _rx) = small_ingest();
     let receivers = ingest.activity();
     let long = Duration::from_secs(3600);
     assert!(!receivers.in_burst(long), "nothing queued yet");
-    let hook = || Input::Hook {
-        body: bytes::Bytes::from_static(br#"{"session_id":"s","hook_event_name":"Stop"}"#),
-        transport: ccotel::model::Transport::HookHttp,
-        received_at: 1,
-    };
-    ingest.submit(hook(), 10).unwrap();
+    ingest.submit(stop_hook(), 10).unwrap();
     assert!(receivers.in_burst(long), "an input was just queued");
     assert!(!receivers.in_burst(Duration::ZERO));
     // More than half the byte budget held: the burst no longer counts.
     let held = ingest.room(600).unwrap();
-    ingest.submit(hook(), 10).unwrap();
+    ingest.submit(stop_hook(), 10).unwrap();
     assert!(
         !receivers.in_burst(long),
         "past half full the merge must not wait"
@@ -1055,24 +1065,16 @@ fn the_merge_sees_a_burst_only_while_the_buffer_has_room() {
 #[test]
 fn the_merge_waits_out_a_burst_for_a_bounded_time() {
     use ccotel::merge::engine::wait_out_burst;
-    use ccotel::receive::{Ingest, Input};
-    use ccotel::telemetry::Registry;
-    let registry = Registry::default();
-    let (ingest, _rx) = Ingest::channel(100, 1000, registry.stats.clone());
+    let (ingest, _rx) = small_ingest();
     let receivers = ingest.activity();
     let quiet = Duration::from_secs(1);
     let most = Duration::from_millis(10);
-    let hook = || Input::Hook {
-        body: bytes::Bytes::from_static(br#"{"session_id":"s","hook_event_name":"Stop"}"#),
-        transport: ccotel::model::Transport::HookHttp,
-        received_at: 1,
-    };
     assert_eq!(
         wait_out_burst(&receivers, quiet, most).as_secs(),
         0,
         "no burst, no wait"
     );
-    ingest.submit(hook(), 10).unwrap();
+    ingest.submit(stop_hook(), 10).unwrap();
     // A burst that would last an hour: one nap of `quiet`, then the bound.
     let waited = wait_out_burst(&receivers, quiet, most);
     assert!(waited >= quiet, "waited {waited:?} during a burst");
@@ -1081,7 +1083,7 @@ fn the_merge_waits_out_a_burst_for_a_bounded_time() {
         "waited {waited:?}: the wait is bounded"
     );
     let _held = ingest.room(600).unwrap();
-    ingest.submit(hook(), 10).unwrap();
+    ingest.submit(stop_hook(), 10).unwrap();
     assert!(
         wait_out_burst(&receivers, quiet, most) < quiet,
         "past half full the merge does not wait"

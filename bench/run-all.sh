@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 reps="${REPS:-3}"
 reps_big="${REPS_BIG:-1}"
-all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k stalled freshness)
+all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session stalled freshness)
 if [ $# -gt 0 ]; then which=("$@"); else which=("${all[@]}"); fi
 
 cargo build --release --bins >&2
@@ -66,6 +66,7 @@ for b in "${which[@]}"; do
     grpc-tail)   run grpc-tail --reps "$reps" "${rotel_arg[@]}" --rate 100 --streams 4 --seconds 30 ;;
     sessions)    run sessions --reps "$reps" --counts 1,10,100,1000 ;;
     sessions-10k) run sessions --reps "$reps_big" --counts 10000 ;;
+    long-session) run long-session --reps "$reps" --calls 100,1000,5000 ;;
     stalled)     run stalled --reps 2 --seconds 60 --queue-mib 16 --rate 300 ;;
     freshness)   run freshness --reps "$reps" --sessions 10 ;;
     *) echo "unknown benchmark $b (one of: ${all[*]})" >&2; exit 2 ;;

@@ -141,3 +141,23 @@ fn freshness() {
     );
     assert!(out.contains("turn span"), "{out}");
 }
+
+#[test]
+fn long_session() {
+    let out = bench(
+        "long-session",
+        &[
+            "--calls",
+            "3,30",
+            "--per-turn",
+            "4",
+            "--measured",
+            "5",
+            "--pace-ms",
+            "5",
+            "--grace",
+            "100ms",
+        ],
+    );
+    assert!(out.contains("30 calls in the session"), "{out}");
+}

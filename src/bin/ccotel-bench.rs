@@ -69,6 +69,9 @@ enum Cmd {
     Stalled(StalledArgs),
     /// Time from a turn's last event to its span at the exporter.
     Freshness(FreshnessArgs),
+    /// CPU per tool call and hook latency in one session that already holds
+    /// N tool calls: what a long session costs as it grows.
+    LongSession(LongSessionArgs),
     /// A minimal compiled hook client (stdin → POST → wait for the reply):
     /// the floor `ccotel hook` is compared with.
     MiniHook {
@@ -274,6 +277,29 @@ struct FreshnessArgs {
     grace: String,
 }
 
+#[derive(Args)]
+struct LongSessionArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Tool calls already in the session (exported) when the measured
+    /// calls start.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    calls: Vec<usize>,
+    /// Tool calls per turn (each turn is a prompt, its calls and a Stop).
+    #[arg(long, default_value_t = 25)]
+    per_turn: usize,
+    /// Measured tool calls (a PreToolUse and a PostToolUse each), one every
+    /// `--pace-ms`, in a turn of their own.
+    #[arg(long, default_value_t = 150)]
+    measured: usize,
+    #[arg(long, default_value_t = 20)]
+    pace_ms: u64,
+    /// Merge grace period given to ccotel (its default is 10s; shorter
+    /// here so that the built session is exported sooner).
+    #[arg(long, default_value = "1s")]
+    grace: String,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Cmd::MiniHook { addr } = &cli.cmd {
@@ -293,6 +319,7 @@ fn main() -> Result<()> {
         Cmd::Sessions(a) => rt.block_on(sessions(a)),
         Cmd::Stalled(a) => rt.block_on(stalled(a)),
         Cmd::Freshness(a) => rt.block_on(freshness(a)),
+        Cmd::LongSession(a) => rt.block_on(long_session(a)),
         Cmd::MiniHook { .. } => unreachable!(),
     }
 }
@@ -3217,4 +3244,198 @@ async fn freshness(a: FreshnessArgs) -> Result<()> {
         &[("p50 s", 2), ("max s", 2), ("p50 − grace s", 2), ("missing", 0)],
     );
     table.write_json("freshness", c.json.as_deref())
+}
+
+// ---------------------------------------------------------------------------
+// One long session
+// ---------------------------------------------------------------------------
+
+/// The hook bodies of a session built from the fixture's first turn: its
+/// prompt, tool calls (cycled) and Stop, given fresh prompt and tool ids.
+struct LongSessionHooks {
+    start: Value,
+    prompt: Value,
+    calls: Vec<(Value, Value)>,
+    stop: Value,
+}
+
+impl LongSessionHooks {
+    fn load(fixtures: &Path, sid: &str) -> Result<LongSessionHooks> {
+        let mut by_name: Vec<Value> = Vec::new();
+        for line in read_lines(&fixtures.join("tools-basic").join("hooks.jsonl"))? {
+            let mut v = line["input"].clone();
+            v["session_id"] = Value::from(sid);
+            by_name.push(v);
+        }
+        let first = |name: &str| {
+            by_name
+                .iter()
+                .find(|v| v["hook_event_name"] == name)
+                .cloned()
+                .with_context(|| format!("no {name} hook in the tools-basic fixture"))
+        };
+        let mut calls = Vec::new();
+        for pre in by_name
+            .iter()
+            .filter(|v| v["hook_event_name"] == "PreToolUse")
+        {
+            let post = by_name.iter().find(|v| {
+                v["hook_event_name"] == "PostToolUse" && v["tool_use_id"] == pre["tool_use_id"]
+            });
+            if let Some(post) = post {
+                calls.push((pre.clone(), post.clone()));
+            }
+        }
+        if calls.is_empty() {
+            bail!("no tool call in the tools-basic fixture");
+        }
+        Ok(LongSessionHooks {
+            start: first("SessionStart")?,
+            prompt: first("UserPromptSubmit")?,
+            calls,
+            stop: first("Stop")?,
+        })
+    }
+
+    fn in_turn(v: &Value, turn: usize) -> Vec<u8> {
+        let mut v = v.clone();
+        v["prompt_id"] = Value::from(format!("prompt-{turn:06}"));
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    /// The PreToolUse and PostToolUse of call `i` of turn `turn`.
+    fn call(&self, turn: usize, i: usize) -> (Vec<u8>, Vec<u8>) {
+        let (pre, post) = &self.calls[i % self.calls.len()];
+        let id = Value::from(format!("toolu_long_{turn:06}_{i:05}"));
+        let (mut pre, mut post) = (pre.clone(), post.clone());
+        pre["tool_use_id"] = id.clone();
+        post["tool_use_id"] = id;
+        (Self::in_turn(&pre, turn), Self::in_turn(&post, turn))
+    }
+}
+
+fn post_hook(conn: &mut Conn, body: &[u8]) -> Result<Duration> {
+    let t = Instant::now();
+    let (status, reply) =
+        conn.request("POST", "/v1/hooks", "application/json", body, &[], false)?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "hook answered {status}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    Ok(t.elapsed())
+}
+
+async fn long_session(a: LongSessionArgs) -> Result<()> {
+    let c = &a.common;
+    let grace = humantime::parse_duration(&a.grace)?;
+    let per_turn = a.per_turn.max(1);
+    let mut table = Table::default();
+    for rep in 0..c.reps {
+        for &calls in &a.calls {
+            let sid = session_id(400 + rep as u64, calls as u64);
+            let hooks = LongSessionHooks::load(&c.fixtures, &sid)?;
+            let sink = Sink::start().await?;
+            let server = Server::start_ccotel(
+                c,
+                &CcotelOpts {
+                    sink: Some(sink.addr),
+                    signals: r#"["traces"]"#,
+                    grace: a.grace.clone(),
+                    ..Default::default()
+                },
+            )?;
+            let addr = server.http;
+            let turns = calls.div_ceil(per_turn);
+            let hooks = Arc::new(hooks);
+            // Build the session: every turn complete, so that once the
+            // grace is over all of it is exported and only its facts stay.
+            let h = hooks.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let mut conn = Conn::new(addr);
+                post_hook(&mut conn, &serde_json::to_vec(&h.start)?)?;
+                for turn in 0..turns {
+                    post_hook(&mut conn, &LongSessionHooks::in_turn(&h.prompt, turn))?;
+                    for i in 0..per_turn.min(calls - turn * per_turn) {
+                        let (pre, post) = h.call(turn, i);
+                        post_hook(&mut conn, &pre)?;
+                        post_hook(&mut conn, &post)?;
+                    }
+                    post_hook(&mut conn, &LongSessionHooks::in_turn(&h.stop, turn))?;
+                }
+                Ok(())
+            })
+            .await??;
+            // Every built call and turn exported (bounded wait).
+            let want = (calls + turns) as u64;
+            let until = Instant::now() + grace + Duration::from_secs(60);
+            while sink.spans() < want && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if sink.spans() < want {
+                note(format!(
+                    "{calls} calls: only {} of {want} built spans exported before measuring",
+                    sink.spans()
+                ));
+            }
+            let built = sink.spans() as f64 / want.max(1) as f64;
+            server
+                .settle(c.idle_window(), Duration::from_secs(30))
+                .await;
+            // The measured turn: one call every pace, as a live session sends.
+            let cpu0 = server.cpu();
+            let (measured, pace) = (a.measured, Duration::from_millis(a.pace_ms));
+            let h = hooks.clone();
+            let lat = tokio::task::spawn_blocking(move || -> Result<Vec<f64>> {
+                let mut conn = Conn::new(addr);
+                let mut lat = Vec::with_capacity(measured * 2 + 1);
+                lat.push(post_hook(
+                    &mut conn,
+                    &LongSessionHooks::in_turn(&h.prompt, turns),
+                )?);
+                let t0 = Instant::now();
+                for i in 0..measured {
+                    let (pre, post) = h.call(turns, i);
+                    lat.push(post_hook(&mut conn, &pre)?);
+                    lat.push(post_hook(&mut conn, &post)?);
+                    let next = t0 + pace * (i as u32 + 1);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+                Ok(lat.iter().map(|d| d.as_secs_f64() * 1e6).collect())
+            })
+            .await??;
+            let cpu = server.cpu() - cpu0;
+            let (rss, _) = server.rss();
+            server.stop();
+            let lat = sorted(lat);
+            let row = format!("{calls} calls in the session");
+            table
+                .fig(&row, "server CPU µs/call")
+                .push(cpu * 1e6 / measured.max(1) as f64);
+            table.fig(&row, "hook p50 µs").push(pct(&lat, 0.50));
+            table.fig(&row, "hook p99 µs").push(pct(&lat, 0.99));
+            table.fig(&row, "hook max µs").push(pct(&lat, 1.0));
+            table.fig(&row, "RSS MiB").push(rss as f64 / 1024.0);
+            table
+                .fig(&row, "built calls exported %")
+                .push(built * 100.0);
+        }
+    }
+    table.print(
+        &format!(
+            "One long session: {} measured tool calls (PreToolUse + PostToolUse), one every {} ms, \
+             after the session's earlier calls ({} per turn) were exported; grace {}",
+            a.measured, a.pace_ms, per_turn, a.grace
+        ),
+        &[
+            ("server CPU µs/call", 0),
+            ("hook p50 µs", 0),
+            ("hook p99 µs", 0),
+            ("hook max µs", 0),
+            ("RSS MiB", 1),
+            ("built calls exported %", 0),
+        ],
+    );
+    table.write_json("long-session", c.json.as_deref())
 }

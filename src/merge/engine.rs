@@ -483,12 +483,13 @@ impl Engine {
             }
             let changed = live.dirty;
             live.dirty = false;
-            let tree = render::render(
+            let tree = render::render_pending(
                 &live.session,
                 &RenderOptions {
                     idle_closed_at: live.idle_closed_at,
                     max_content: opts_max,
                 },
+                &live.exported,
             );
             let closed = live.session.facts.end_at.is_some() || live.idle_closed_at.is_some();
             let mut due = Vec::new();

@@ -13,7 +13,7 @@ use super::ids;
 use super::session::{attr_of, is_agent_tool, LlmFacts, NativeSpan, Session, ToolFacts, Usage};
 use crate::model::span::{Attr, SpanKind, SpanRecord, SpanStatus};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A rendered span and whether it may be exported yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +270,20 @@ fn round_usd(v: f64) -> f64 {
 
 /// Builds the session's tree.
 pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
+    render_pending(session, opts, &HashSet::new())
+}
+
+/// Builds the session's tree without the model and tool call spans in
+/// `exported`. A long session is rendered every tick while it is active,
+/// and nearly all of it has been exported already: those calls still count
+/// in their turn's and the session's totals and bounds, but building their
+/// attributes again would make every tick cost as much as the whole
+/// session. Every span it does return is the one [`render`] returns.
+pub fn render_pending(
+    session: &Session,
+    opts: &RenderOptions,
+    exported: &HashSet<[u8; 8]>,
+) -> Tree {
     let sid = session.id.as_str();
     let trace_id = ids::trace_id(sid);
     let natives = Natives::index(session);
@@ -284,7 +298,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
     let mut llm_keys: BTreeSet<&String> = session.llms.keys().collect();
     llm_keys.extend(natives.llm.keys());
     let empty_llm = LlmFacts::default();
-    let mut llms: Vec<(Placed, SpanRecord, Usage, f64, bool)> = Vec::new();
+    let mut llms: Vec<(Placed, Option<SpanRecord>, Usage, f64, bool)> = Vec::new();
     for key in llm_keys {
         let f = session.llms.get(key).map_or(&empty_llm, |f| f);
         let native = natives.llm.get(key).copied();
@@ -326,6 +340,17 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
             .error
             .clone()
             .or_else(|| native.and_then(|n| n.error.clone()));
+        let span_id = ids::span_id(sid, "llm", key);
+        if exported.contains(&span_id) {
+            let placed = Placed {
+                prompt,
+                agent,
+                start,
+                end,
+            };
+            llms.push((placed, None, usage, cost, error.is_some()));
+            continue;
+        }
         let model = f
             .model
             .clone()
@@ -456,7 +481,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
         let failed = error.is_some();
         let span = SpanRecord {
             trace_id,
-            span_id: ids::span_id(sid, "llm", key),
+            span_id,
             parent_span_id: None,
             kind: SpanKind::Llm,
             name: "claude_code.llm_request".into(),
@@ -472,7 +497,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
                 start,
                 end,
             },
-            span,
+            Some(span),
             usage,
             cost,
             failed,
@@ -483,7 +508,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
     let mut tool_keys: BTreeSet<&String> = session.tools.keys().collect();
     tool_keys.extend(natives.tool.keys());
     let empty_tool = ToolFacts::default();
-    let mut tools: Vec<(Placed, SpanRecord, ToolState)> = Vec::new();
+    let mut tools: Vec<(Placed, Option<SpanRecord>, ToolState)> = Vec::new();
     for key in tool_keys {
         let f = session.tools.get(key).map_or(&empty_tool, |f| f);
         let native = natives.tool.get(key).copied();
@@ -549,6 +574,17 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
         } else {
             ToolState::Unfinished
         };
+        let span_id = tool_span(key);
+        if exported.contains(&span_id) {
+            let placed = Placed {
+                prompt,
+                agent,
+                start,
+                end,
+            };
+            tools.push((placed, None, state));
+            continue;
+        }
         let mut a: BTreeMap<String, Attr> = BTreeMap::new();
         a.insert("session.id".into(), sid.into());
         a.insert("tool_name".into(), name.as_str().into());
@@ -672,7 +708,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
         };
         let span = SpanRecord {
             trace_id,
-            span_id: tool_span(key),
+            span_id,
             parent_span_id: None,
             kind: SpanKind::Tool,
             name: "claude_code.tool".into(),
@@ -688,7 +724,7 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
                 start,
                 end,
             },
-            span,
+            Some(span),
             state,
         ));
     }
@@ -971,7 +1007,8 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
             .and_then(|x| turn_complete.get(x).copied())
             .unwrap_or((session_closed.is_some(), last_known))
     };
-    for (p, mut span, _, _, _) in llms {
+    for (p, span, _, _, _) in llms {
+        let Some(mut span) = span else { continue };
         let (parent, ready) = place(&p);
         let (turn_over, turn_end) = turn_done(&p);
         span.parent_span_id = parent;
@@ -982,7 +1019,8 @@ pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
             span,
         });
     }
-    for (p, mut span, state) in tools {
+    for (p, span, state) in tools {
+        let Some(mut span) = span else { continue };
         let (parent, ready) = place(&p);
         let (turn_over, turn_end) = turn_done(&p);
         span.parent_span_id = parent;

@@ -652,8 +652,8 @@ fn sessions_that_leave_memory_when_quiet_export_the_same_spans() {
 }
 
 #[test]
-fn releasing_exported_content_leaves_the_spans_still_to_come_unchanged() {
-    use ccotel::merge::render::{render, RenderOptions};
+fn what_was_exported_leaves_the_spans_still_to_come_unchanged() {
+    use ccotel::merge::render::{render, render_pending, RenderOptions};
     use ccotel::merge::session::Session;
     for scenario in fixtures::SCENARIOS {
         let expected = fixtures::expected(scenario);
@@ -713,6 +713,32 @@ fn releasing_exported_content_leaves_the_spans_still_to_come_unchanged() {
                 for (a, b) in after.spans.iter().zip(&full.spans) {
                     if !exported.contains(&b.span.span_id) {
                         assert_eq!(a, b, "{scenario}: {} changed", b.span.name);
+                    }
+                }
+                // What a tick renders: the exported model and tool calls
+                // left out, everything else as the full tree has it.
+                let pending = render_pending(&released, &opts, &exported);
+                assert_eq!(pending.resource, full.resource, "{scenario}");
+                let left_out = |r: &&ccotel::merge::render::Rendered| {
+                    exported.contains(&r.span.span_id)
+                        && matches!(
+                            r.span.name.as_str(),
+                            "claude_code.llm_request" | "claude_code.tool"
+                        )
+                };
+                let kept: Vec<_> = full.spans.iter().filter(|r| !left_out(r)).collect();
+                assert_eq!(
+                    pending
+                        .spans
+                        .iter()
+                        .map(|r| r.span.span_id)
+                        .collect::<Vec<_>>(),
+                    kept.iter().map(|r| r.span.span_id).collect::<Vec<_>>(),
+                    "{scenario}: the spans a tick renders"
+                );
+                for (a, b) in pending.spans.iter().zip(kept) {
+                    if !exported.contains(&b.span.span_id) {
+                        assert_eq!(a, b, "{scenario}: {} changed in a tick", b.span.name);
                     }
                 }
                 // The content of the released calls is gone.

@@ -157,6 +157,8 @@ fn long_session() {
             "5",
             "--grace",
             "100ms",
+            "--settle-rss-s",
+            "0",
         ],
     );
     assert!(out.contains("30 calls in the session"), "{out}");

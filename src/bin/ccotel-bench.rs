@@ -298,6 +298,11 @@ struct LongSessionArgs {
     /// here so that the built session is exported sooner).
     #[arg(long, default_value = "1s")]
     grace: String,
+    /// Seconds past the grace to wait after the measured calls before the
+    /// settled RSS is read (the server hands freed memory back at most
+    /// every 5 s).
+    #[arg(long, default_value_t = 6)]
+    settle_rss_s: u64,
 }
 
 fn main() -> Result<()> {
@@ -3407,6 +3412,10 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             .await??;
             let cpu = server.cpu() - cpu0;
             let (rss, _) = server.rss();
+            // Once the measured calls are exported too and the server had
+            // time to hand freed memory back: what a long session holds.
+            tokio::time::sleep(grace + Duration::from_secs(a.settle_rss_s)).await;
+            let (settled, _) = server.rss();
             server.stop();
             let lat = sorted(lat);
             let row = format!("{calls} calls in the session");
@@ -3417,6 +3426,9 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             table.fig(&row, "hook p99 µs").push(pct(&lat, 0.99));
             table.fig(&row, "hook max µs").push(pct(&lat, 1.0));
             table.fig(&row, "RSS MiB").push(rss as f64 / 1024.0);
+            table
+                .fig(&row, "RSS settled MiB")
+                .push(settled as f64 / 1024.0);
             table
                 .fig(&row, "built calls exported %")
                 .push(built * 100.0);
@@ -3434,6 +3446,7 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             ("hook p99 µs", 0),
             ("hook max µs", 0),
             ("RSS MiB", 1),
+            ("RSS settled MiB", 1),
             ("built calls exported %", 0),
         ],
     );

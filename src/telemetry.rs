@@ -50,6 +50,7 @@ counters!(Stats {
     store_errors,
     sessions_in_memory,
     sessions_evicted,
+    heap_trims,
 });
 
 counters!(ExporterStats {

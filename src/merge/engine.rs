@@ -129,6 +129,9 @@ pub struct Engine {
     /// the system, and when that was (engine clock).
     released: usize,
     trimmed_at: u64,
+    /// Calls whose content was dropped since then: a long session frees
+    /// memory as its calls are exported, without ever leaving memory.
+    released_calls: usize,
     store: Option<Store>,
     retention: Duration,
     redactor: Option<Arc<crate::redact::Redactor>>,
@@ -146,6 +149,7 @@ impl Engine {
             closing: Vec::new(),
             released: 0,
             trimmed_at: 0,
+            released_calls: 0,
             store,
             retention: Duration::from_secs(30 * 24 * 3600),
             redactor: None,
@@ -434,6 +438,7 @@ impl Engine {
         let mut out = Vec::new();
         let mut done = Vec::new();
         let mut quiet = Vec::new();
+        let mut released_calls = 0;
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         for sid in ids {
             let paths: Vec<String> = {
@@ -522,7 +527,7 @@ impl Engine {
                 }
             }
             if changed || !due.is_empty() {
-                live.session.release_exported(&live.exported);
+                released_calls += live.session.release_exported(&live.exported);
             }
             if !due.is_empty() {
                 live.unrecorded = true;
@@ -563,14 +568,20 @@ impl Engine {
             self.evict(sid);
         }
         // Hand freed memory back once sessions stop leaving (one trim per
-        // burst), or every TRIM_EVERY while they keep leaving.
+        // burst), or every TRIM_EVERY while they keep leaving; and every
+        // TRIM_EVERY while calls are released in sessions that stay.
         let leaving = done.len() + quiet.len();
         self.released += leaving;
-        if self.released > 0 && (leaving == 0 || now.saturating_sub(self.trimmed_at) >= TRIM_EVERY)
-        {
+        self.released_calls += released_calls;
+        let waited = now.saturating_sub(self.trimmed_at) >= TRIM_EVERY;
+        if (self.released > 0 && (leaving == 0 || waited)) || (self.released_calls > 0 && waited) {
             crate::heap::trim();
             self.released = 0;
+            self.released_calls = 0;
             self.trimmed_at = now;
+            if let Some(stats) = &self.stats {
+                stats.inc(&stats.heap_trims);
+            }
         }
         self.closing.extend(done);
         if let Some(stats) = &self.stats {

@@ -766,12 +766,15 @@ impl Session {
     /// Everything another span reads (ids, times, usage, cost, errors, turn
     /// texts for the root) stays, so the spans still to come are the same as
     /// if nothing had been dropped. Content arriving later for a released
-    /// call is dropped again by the next call.
-    pub fn release_exported(&mut self, exported: &HashSet<[u8; 8]>) {
+    /// call is dropped again by the next call. Returns how many calls were
+    /// released by this call (what freed memory the heap could hand back).
+    pub fn release_exported(&mut self, exported: &HashSet<[u8; 8]>) -> usize {
         let sid = self.id.as_str();
+        let mut newly = 0;
         for (key, llm) in &mut self.llms {
             if !llm.released && exported.contains(&ids::span_id(sid, "llm", key)) {
                 llm.released = true;
+                newly += 1;
             }
             if llm.released {
                 llm.output = None;
@@ -793,6 +796,7 @@ impl Session {
         for (key, tool) in &mut self.tools {
             if !tool.released && exported.contains(&ids::span_id(sid, "tool", key)) {
                 tool.released = true;
+                newly += 1;
             }
             if tool.released {
                 tool.input = None;
@@ -815,6 +819,7 @@ impl Session {
                 span.output = None;
             }
         }
+        newly
     }
 }
 

@@ -958,3 +958,75 @@ fn an_evicted_session_times_out_and_survives_a_restart() {
         Some("idle_timeout")
     );
 }
+
+/// A turn of `calls` finished tool calls, its events `1 ms` apart from `at`.
+fn busy_turn(sid: &str, prompt: &str, calls: usize, at: u64) -> Vec<Event> {
+    const MS: u64 = 1_000_000;
+    let mut out = vec![hook(
+        sid,
+        "UserPromptSubmit",
+        at,
+        serde_json::json!({"prompt_id": prompt, "prompt": "go on"}),
+    )];
+    for i in 0..calls {
+        let call = serde_json::json!({
+            "prompt_id": prompt,
+            "tool_name": "Bash",
+            "tool_use_id": format!("toolu_{prompt}_{i}"),
+            "tool_input": {"command": "x".repeat(2000)},
+        });
+        let mut post = call.clone();
+        post["tool_response"] = serde_json::json!({"stdout": "y".repeat(8000)});
+        let t = at + (2 * i as u64 + 1) * MS;
+        out.push(hook(sid, "PreToolUse", t, call));
+        out.push(hook(sid, "PostToolUse", t + MS, post));
+    }
+    out.push(hook(
+        sid,
+        "Stop",
+        at + (2 * calls as u64 + 2) * MS,
+        serde_json::json!({"prompt_id": prompt}),
+    ));
+    out
+}
+
+#[test]
+fn a_long_session_hands_back_the_memory_of_its_exported_calls() {
+    use ccotel::telemetry::Stats;
+    use std::sync::atomic::Ordering;
+    const S: u64 = 1_000_000_000;
+    let stats = std::sync::Arc::new(Stats::default());
+    let cfg = MergeConfig {
+        grace_period: Duration::from_secs(1),
+        read_transcripts: false,
+        ..Default::default()
+    };
+    let mut engine = Engine::new(cfg, None).with_stats(stats.clone());
+    let trims = || stats.heap_trims.load(Ordering::Relaxed);
+    let sid = "c0000000-0000-4000-8000-00000000001a";
+    let t0 = 1_000 * S;
+    engine.ingest(&[hook(sid, "SessionStart", t0, serde_json::json!({}))]);
+    engine.ingest(&busy_turn(sid, "p1", 200, t0));
+    engine.tick(t0 + S / 2, false);
+    assert_eq!(trims(), 0, "nothing exported yet, nothing freed");
+    // The first turn's calls are exported and their content dropped: the
+    // freed memory goes back although the session stays open.
+    let spans: usize = engine
+        .tick(t0 + 3 * S, false)
+        .iter()
+        .map(|e| e.spans.len())
+        .sum();
+    assert!(spans >= 200, "{spans} spans exported");
+    assert_eq!(trims(), 1);
+    assert_eq!(engine.counts().0, 1, "the session stays in memory");
+    // The next turn's calls are released within TRIM_EVERY of that trim:
+    // no trim until it has passed, then one.
+    engine.ingest(&busy_turn(sid, "p2", 200, t0 + 4 * S));
+    engine.tick(t0 + 6 * S, false);
+    assert_eq!(trims(), 1, "at most one trim per 5 s");
+    engine.tick(t0 + 8 * S + S / 2, false);
+    assert_eq!(trims(), 2);
+    // Nothing more released: no more trims.
+    engine.tick(t0 + 20 * S, false);
+    assert_eq!(trims(), 2);
+}

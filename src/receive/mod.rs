@@ -102,8 +102,7 @@ pub fn held_bytes(encoded: usize, kept: usize) -> usize {
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<Accepted>,
-    bytes: Arc<Semaphore>,
-    byte_budget: usize,
+    budget: Budget,
     /// The room the last input asked for, queued or not: a guess at the
     /// next one's, for a receiver that must decide before it has the input
     /// (gRPC).
@@ -124,8 +123,30 @@ pub struct Ingest {
 pub struct Activity {
     /// Nanoseconds since [`epoch`] of the last queued input; 0 for none.
     last_queued: Arc<AtomicU64>,
-    bytes: Arc<Semaphore>,
-    byte_budget: usize,
+    /// The receivers' own budget (the same permits), to see how full it is.
+    budget: Budget,
+}
+
+/// The memory queued inputs may hold, as permits of one byte each: taken
+/// by the receivers, given back as the merge takes each input.
+#[derive(Clone, Debug)]
+struct Budget {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Budget {
+    fn new(bytes: usize) -> Budget {
+        let size = bytes.clamp(1, u32::MAX as usize);
+        Budget {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    fn more_than_half_free(&self) -> bool {
+        self.permits.available_permits() > self.size / 2
+    }
 }
 
 /// The process's monotonic origin for [`Activity`] times.
@@ -150,7 +171,7 @@ impl Activity {
         let now = epoch().elapsed().as_nanos() as u64 + 1;
         last != 0
             && now.saturating_sub(last) < quiet.as_nanos() as u64
-            && self.bytes.available_permits() > self.byte_budget / 2
+            && self.budget.more_than_half_free()
     }
 }
 
@@ -172,18 +193,15 @@ impl Ingest {
         stats: Arc<Stats>,
     ) -> (Ingest, mpsc::Receiver<Accepted>) {
         let (tx, rx) = mpsc::channel(events.max(1));
-        let byte_budget = bytes.clamp(1, u32::MAX as usize);
-        let bytes = Arc::new(Semaphore::new(byte_budget));
+        let budget = Budget::new(bytes);
         (
             Ingest {
                 tx,
                 activity: Activity {
                     last_queued: Arc::new(AtomicU64::new(0)),
-                    bytes: bytes.clone(),
-                    byte_budget,
+                    budget: budget.clone(),
                 },
-                bytes,
-                byte_budget,
+                budget,
                 last_size: Arc::new(AtomicUsize::new(0)),
                 hook_wait: std::time::Duration::ZERO,
                 stats,
@@ -213,7 +231,12 @@ impl Ingest {
     /// decoding requests only to refuse them took the CPU the merge needed
     /// to make room, and fewer were accepted.
     pub fn room(&self, size: usize) -> Result<Room, Full> {
-        match self.bytes.clone().try_acquire_many_owned(self.want(size)) {
+        match self
+            .budget
+            .permits
+            .clone()
+            .try_acquire_many_owned(self.want(size))
+        {
             Ok(permit) => Ok(Room(permit)),
             Err(_) => Err(self.refused()),
         }
@@ -224,7 +247,7 @@ impl Ingest {
     /// it): refuses when less room is left than the last input asked for.
     pub fn expect_room(&self) -> Result<(), Full> {
         let last = self.last_size.load(Ordering::Relaxed);
-        if self.bytes.available_permits() >= last.max(1) {
+        if self.budget.permits.available_permits() >= last.max(1) {
             Ok(())
         } else {
             Err(self.refused())
@@ -257,7 +280,13 @@ impl Ingest {
         };
         self.stats.inc(&self.stats.waited_full);
         let wait = async {
-            let permit = self.bytes.clone().acquire_many_owned(want).await.ok()?;
+            let permit = self
+                .budget
+                .permits
+                .clone()
+                .acquire_many_owned(want)
+                .await
+                .ok()?;
             let slot = self.tx.reserve().await.ok()?;
             Some((permit, slot))
         };
@@ -277,7 +306,7 @@ impl Ingest {
     /// Queues at once if the byte budget and the channel both have room;
     /// otherwise hands the input back.
     fn try_queue(&self, input: Input, want: u32) -> Option<Input> {
-        let Ok(permit) = self.bytes.clone().try_acquire_many_owned(want) else {
+        let Ok(permit) = self.budget.permits.clone().try_acquire_many_owned(want) else {
             return Some(input);
         };
         let back = self
@@ -300,7 +329,7 @@ impl Ingest {
     }
 
     fn want(&self, size: usize) -> u32 {
-        let want = size.clamp(1, self.byte_budget);
+        let want = size.clamp(1, self.budget.size);
         self.last_size.store(want, Ordering::Relaxed);
         want as u32
     }

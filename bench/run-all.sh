@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 reps="${REPS:-3}"
 reps_big="${REPS_BIG:-1}"
-all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session stalled freshness)
+all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session render stalled freshness)
 if [ $# -gt 0 ]; then which=("$@"); else which=("${all[@]}"); fi
 
 cargo build --release --bins >&2
@@ -67,6 +67,7 @@ for b in "${which[@]}"; do
     sessions)    run sessions --reps "$reps" --counts 1,10,100,1000 ;;
     sessions-10k) run sessions --reps "$reps_big" --counts 10000 ;;
     long-session) run long-session --reps "$reps" --calls 100,1000,5000 ;;
+    render)      run render --reps "$reps" ;;
     stalled)     run stalled --reps 2 --seconds 60 --queue-mib 16 --rate 300 ;;
     freshness)   run freshness --reps "$reps" --sessions 10 ;;
     *) echo "unknown benchmark $b (one of: ${all[*]})" >&2; exit 2 ;;

@@ -163,3 +163,12 @@ fn long_session() {
     );
     assert!(out.contains("30 calls in the session"), "{out}");
 }
+
+#[test]
+fn render() {
+    let out = bench(
+        "render",
+        &["--calls", "10,40", "--per-turn", "4", "--iterations", "2"],
+    );
+    assert!(out.contains("40 exported calls"), "{out}");
+}

@@ -72,6 +72,10 @@ enum Cmd {
     /// CPU per tool call and hook latency in one session that already holds
     /// N tool calls: what a long session costs as it grows.
     LongSession(LongSessionArgs),
+    /// In process: the time of one tick's render of a session that holds N
+    /// exported tool calls and a turn of calls still pending, against a
+    /// render of the whole tree.
+    Render(RenderArgs),
     /// A minimal compiled hook client (stdin → POST → wait for the reply):
     /// the floor `ccotel hook` is compared with.
     MiniHook {
@@ -305,6 +309,22 @@ struct LongSessionArgs {
     settle_rss_s: u64,
 }
 
+#[derive(Args)]
+struct RenderArgs {
+    /// (Only `--reps`, `--json` and `--fixtures` apply: nothing is started.)
+    #[command(flatten)]
+    common: Common,
+    /// Exported tool calls in the session.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000,20000")]
+    calls: Vec<usize>,
+    /// Tool calls per turn; the last turn's are the ones still pending.
+    #[arg(long, default_value_t = 25)]
+    per_turn: usize,
+    /// Renders timed per size (the median is reported).
+    #[arg(long, default_value_t = 30)]
+    iterations: usize,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Cmd::MiniHook { addr } = &cli.cmd {
@@ -325,6 +345,7 @@ fn main() -> Result<()> {
         Cmd::Stalled(a) => rt.block_on(stalled(a)),
         Cmd::Freshness(a) => rt.block_on(freshness(a)),
         Cmd::LongSession(a) => rt.block_on(long_session(a)),
+        Cmd::Render(a) => render_bench(a),
         Cmd::MiniHook { .. } => unreachable!(),
     }
 }
@@ -3451,4 +3472,114 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
         ],
     );
     table.write_json("long-session", c.json.as_deref())
+}
+
+/// Applies one hook body to a session, as the merge does.
+fn apply_hook(session: &mut ccotel::merge::session::Session, body: &[u8], at: u64) -> Result<()> {
+    let event = ccotel::model::Event {
+        received_at: at,
+        transport: ccotel::model::Transport::HookHttp,
+        payload: ccotel::model::Payload::Hook(ccotel::model::HookEvent::parse(body)?),
+        wire: None,
+    };
+    ccotel::merge::route::apply(session, &event);
+    Ok(())
+}
+
+fn render_bench(a: RenderArgs) -> Result<()> {
+    use ccotel::merge::render::{render, render_pending, RenderOptions};
+    use ccotel::model::span::SpanKind;
+    let per_turn = a.per_turn.max(1);
+    let opts = RenderOptions {
+        idle_closed_at: None,
+        max_content: 64 * 1024,
+    };
+    let mut table = Table::default();
+    for rep in 0..a.common.reps {
+        for &calls in &a.calls {
+            let sid = session_id(500 + rep as u64, calls as u64);
+            let hooks = LongSessionHooks::load(&a.common.fixtures, &sid)?;
+            let mut session = ccotel::merge::session::Session::new(&sid);
+            let mut at = 1_700_000_000_000_000_000u64;
+            let mut next = || {
+                at += 1_000_000;
+                at
+            };
+            apply_hook(&mut session, &serde_json::to_vec(&hooks.start)?, next())?;
+            let turns = calls.div_ceil(per_turn);
+            for turn in 0..=turns {
+                apply_hook(
+                    &mut session,
+                    &LongSessionHooks::in_turn(&hooks.prompt, turn),
+                    next(),
+                )?;
+                let n = if turn == turns {
+                    per_turn
+                } else {
+                    per_turn.min(calls - turn * per_turn)
+                };
+                for i in 0..n {
+                    let (pre, post) = hooks.call(turn, i);
+                    apply_hook(&mut session, &pre, next())?;
+                    apply_hook(&mut session, &post, next())?;
+                }
+                if turn < turns {
+                    apply_hook(
+                        &mut session,
+                        &LongSessionHooks::in_turn(&hooks.stop, turn),
+                        next(),
+                    )?;
+                }
+            }
+            // Exported: every span but the root, the last turn and its calls.
+            let last = format!("prompt-{turns:06}");
+            let full = render(&session, &opts);
+            let exported: std::collections::HashSet<[u8; 8]> = full
+                .spans
+                .iter()
+                .filter(|r| r.span.kind != SpanKind::Session)
+                .filter(|r| {
+                    !matches!(r.span.attributes.get("prompt.id"),
+                        Some(ccotel::model::span::Attr::Str(p)) if *p == last)
+                })
+                .map(|r| r.span.span_id)
+                .collect();
+            session.release_exported(&exported);
+            let time = |f: &dyn Fn() -> usize| -> (f64, usize) {
+                let mut t = Vec::with_capacity(a.iterations);
+                let mut n = 0;
+                for _ in 0..a.iterations.max(1) {
+                    let start = Instant::now();
+                    n = std::hint::black_box(f());
+                    t.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+                (pct(&sorted(t), 0.5), n)
+            };
+            let (pending_us, pending_spans) =
+                time(&|| render_pending(&session, &opts, &exported).spans.len());
+            let (full_us, _) = time(&|| render(&session, &opts).spans.len());
+            let row = format!("{calls} exported calls");
+            table.fig(&row, "tick render µs").push(pending_us);
+            table
+                .fig(&row, "µs per exported call")
+                .push(pending_us / calls.max(1) as f64);
+            table.fig(&row, "spans rendered").push(pending_spans as f64);
+            table.fig(&row, "whole tree µs").push(full_us);
+        }
+    }
+    table.print(
+        &format!(
+            "Render of one session in process: a tick's render (exported calls left out) \
+             and the whole tree; turns of {per_turn} calls, the last turn's {per_turn} calls pending; \
+             median of {} renders",
+            a.iterations
+        ),
+        &[
+            ("tick render µs", 0),
+            ("µs per exported call", 2),
+            ("spans rendered", 0),
+            ("whole tree µs", 0),
+        ],
+    );
+    table.write_json("render", a.common.json.as_deref())
 }

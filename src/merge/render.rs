@@ -13,6 +13,7 @@ use super::ids;
 use super::session::{attr_of, is_agent_tool, LlmFacts, NativeSpan, Session, ToolFacts, Usage};
 use crate::model::span::{Attr, SpanKind, SpanRecord, SpanStatus};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A rendered span and whether it may be exported yet.
@@ -220,10 +221,35 @@ fn agent_tools(session: &Session, natives: &Natives) -> BTreeMap<String, String>
     out
 }
 
-/// One entity placed in the tree, before its span is built.
-struct Placed {
-    prompt: Option<String>,
-    agent: Option<String>,
+/// The keys of two sorted maps, in order, each once (a tick walks every
+/// call of the session: no set is built for it).
+fn sorted_union<'a>(
+    a: impl Iterator<Item = &'a String>,
+    b: impl Iterator<Item = &'a String>,
+) -> Vec<&'a String> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let mut out = Vec::with_capacity(a.size_hint().0.max(b.size_hint().0));
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if x < y => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
+}
+
+/// One entity placed in the tree, before its span is built. (Borrowed from
+/// the session: a tick places every call of the session, exported or not.)
+struct Placed<'a> {
+    prompt: Option<Cow<'a, str>>,
+    agent: Option<&'a str>,
     start: Option<u64>,
     end: Option<u64>,
 }
@@ -270,20 +296,31 @@ fn round_usd(v: f64) -> f64 {
 
 /// Builds the session's tree.
 pub fn render(session: &Session, opts: &RenderOptions) -> Tree {
-    render_pending(session, opts, &HashSet::new())
+    build(session, opts, None)
 }
 
-/// Builds the session's tree without the model and tool call spans in
-/// `exported`. A long session is rendered every tick while it is active,
-/// and nearly all of it has been exported already: those calls still count
-/// in their turn's and the session's totals and bounds, but building their
-/// attributes again would make every tick cost as much as the whole
-/// session. Every span it does return is the one [`render`] returns.
+/// Builds the session's tree without the spans in `exported`, but for the
+/// root. A long session is rendered every tick while it is active, and
+/// nearly all of it has been exported already: its exported calls and turns
+/// still count in the totals, bounds and texts of the spans still to come,
+/// but building their attributes again would make every tick cost as much
+/// as the whole session. Every span it does return is the one [`render`]
+/// returns. A call released by [`Session::release_exported`] was in
+/// `exported` then, and counts as exported.
 pub fn render_pending(
     session: &Session,
     opts: &RenderOptions,
     exported: &HashSet<[u8; 8]>,
 ) -> Tree {
+    build(session, opts, Some(exported))
+}
+
+/// The tree, without the spans in `skip` (and the released calls) when
+/// given.
+fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>>) -> Tree {
+    let no_skip = HashSet::new();
+    let exported = skip.unwrap_or(&no_skip);
+    let skip_released = skip.is_some();
     let sid = session.id.as_str();
     let trace_id = ids::trace_id(sid);
     let natives = Natives::index(session);
@@ -295,8 +332,7 @@ pub fn render_pending(
     let root_span = ids::span_id(sid, "session", "");
 
     // ---- model calls
-    let mut llm_keys: BTreeSet<&String> = session.llms.keys().collect();
-    llm_keys.extend(natives.llm.keys());
+    let llm_keys = sorted_union(session.llms.keys(), natives.llm.keys());
     let empty_llm = LlmFacts::default();
     let mut llms: Vec<(Placed, Option<SpanRecord>, Usage, f64, bool)> = Vec::new();
     for key in llm_keys {
@@ -309,13 +345,17 @@ pub fn render_pending(
         }
         let prompt = f
             .prompt_id
-            .clone()
-            .or_else(|| native.map(|n| prompt_of_trace(session, &n.trace_id)))
-            .or_else(|| f.log_trace.map(|t| prompt_of_trace(session, &t)));
+            .as_deref()
+            .map(Cow::Borrowed)
+            .or_else(|| native.map(|n| Cow::Owned(prompt_of_trace(session, &n.trace_id))))
+            .or_else(|| {
+                f.log_trace
+                    .map(|t| Cow::Owned(prompt_of_trace(session, &t)))
+            });
         let agent = f
             .agent_id
-            .clone()
-            .or_else(|| native.and_then(|n| n.str("agent_id")).map(str::to_string));
+            .as_deref()
+            .or_else(|| native.and_then(|n| n.str("agent_id")));
         let duration = f.duration_ms.map(|d| d * NS_PER_MS);
         let start = native
             .map(|n| n.start)
@@ -340,8 +380,9 @@ pub fn render_pending(
             .error
             .clone()
             .or_else(|| native.and_then(|n| n.error.clone()));
-        let span_id = ids::span_id(sid, "llm", key);
-        if exported.contains(&span_id) {
+        // (A released call was exported: its span id is not even hashed.)
+        let span_id = (!(skip_released && f.released)).then(|| ids::span_id(sid, "llm", key));
+        let Some(span_id) = span_id.filter(|id| !exported.contains(id)) else {
             let placed = Placed {
                 prompt,
                 agent,
@@ -350,7 +391,7 @@ pub fn render_pending(
             };
             llms.push((placed, None, usage, cost, error.is_some()));
             continue;
-        }
+        };
         let model = f
             .model
             .clone()
@@ -444,12 +485,12 @@ pub fn render_pending(
         if let Some(e) = &error {
             a.insert("error".into(), e.as_str().into());
         }
-        if let Some(agent) = &agent {
-            a.insert("agent_id".into(), agent.as_str().into());
+        if let Some(agent) = agent {
+            a.insert("agent_id".into(), agent.into());
         }
         if let Some(p) = &prompt {
             if !p.starts_with("trace:") {
-                a.insert("prompt.id".into(), p.as_str().into());
+                a.insert("prompt.id".into(), p.as_ref().into());
             }
         }
         let input = f
@@ -505,8 +546,7 @@ pub fn render_pending(
     }
 
     // ---- tool calls
-    let mut tool_keys: BTreeSet<&String> = session.tools.keys().collect();
-    tool_keys.extend(natives.tool.keys());
+    let tool_keys = sorted_union(session.tools.keys(), natives.tool.keys());
     let empty_tool = ToolFacts::default();
     let mut tools: Vec<(Placed, Option<SpanRecord>, ToolState)> = Vec::new();
     for key in tool_keys {
@@ -514,20 +554,19 @@ pub fn render_pending(
         let native = natives.tool.get(key).copied();
         let exec = natives.exec.get(key).copied();
         let blocked = natives.blocked.get(key).copied();
-        let name = f
-            .name
-            .clone()
-            .or_else(|| native.and_then(|n| n.str("tool_name")).map(str::to_string))
-            .unwrap_or_else(|| "unknown".into());
         let prompt = f
             .prompt_id
-            .clone()
-            .or_else(|| native.map(|n| prompt_of_trace(session, &n.trace_id)))
-            .or_else(|| f.log_trace.map(|t| prompt_of_trace(session, &t)));
+            .as_deref()
+            .map(Cow::Borrowed)
+            .or_else(|| native.map(|n| Cow::Owned(prompt_of_trace(session, &n.trace_id))))
+            .or_else(|| {
+                f.log_trace
+                    .map(|t| Cow::Owned(prompt_of_trace(session, &t)))
+            });
         let agent = f
             .agent_id
-            .clone()
-            .or_else(|| native.and_then(|n| n.str("agent_id")).map(str::to_string));
+            .as_deref()
+            .or_else(|| native.and_then(|n| n.str("agent_id")));
         let result_start = f
             .result_at
             .zip(f.result_duration_ms)
@@ -542,11 +581,10 @@ pub fn render_pending(
             .or(f.tx_result_at);
         let decision = f
             .decision
-            .clone()
-            .or_else(|| blocked.and_then(|b| b.str("decision")).map(str::to_string));
-        let denied = decision.as_deref() == Some("reject")
-            || f.denial_kind.is_some()
-            || f.denied_reason.is_some();
+            .as_deref()
+            .or_else(|| blocked.and_then(|b| b.str("decision")));
+        let denied =
+            decision == Some("reject") || f.denial_kind.is_some() || f.denied_reason.is_some();
         let end = native
             .map(|n| n.end)
             .or(f.post_at)
@@ -574,8 +612,8 @@ pub fn render_pending(
         } else {
             ToolState::Unfinished
         };
-        let span_id = tool_span(key);
-        if exported.contains(&span_id) {
+        let span_id = (!(skip_released && f.released)).then(|| tool_span(key));
+        let Some(span_id) = span_id.filter(|id| !exported.contains(id)) else {
             let placed = Placed {
                 prompt,
                 agent,
@@ -584,7 +622,12 @@ pub fn render_pending(
             };
             tools.push((placed, None, state));
             continue;
-        }
+        };
+        let name = f
+            .name
+            .clone()
+            .or_else(|| native.and_then(|n| n.str("tool_name")).map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
         let mut a: BTreeMap<String, Attr> = BTreeMap::new();
         a.insert("session.id".into(), sid.into());
         a.insert("tool_name".into(), name.as_str().into());
@@ -608,8 +651,8 @@ pub fn render_pending(
         }) {
             a.insert("mcp.server.name".into(), server.into());
         }
-        if let Some(d) = &decision {
-            a.insert("decision".into(), d.as_str().into());
+        if let Some(d) = decision {
+            a.insert("decision".into(), d.into());
         }
         if let Some(s) = f
             .decision_source
@@ -680,12 +723,12 @@ pub fn render_pending(
         if let Some(r) = &f.request_id {
             a.insert("request_id".into(), r.as_str().into());
         }
-        if let Some(agent) = &agent {
-            a.insert("agent_id".into(), agent.as_str().into());
+        if let Some(agent) = agent {
+            a.insert("agent_id".into(), agent.into());
         }
         if let Some(p) = &prompt {
             if !p.starts_with("trace:") {
-                a.insert("prompt.id".into(), p.as_str().into());
+                a.insert("prompt.id".into(), p.as_ref().into());
             }
         }
         if is_agent_tool(&name) {
@@ -730,7 +773,11 @@ pub fn render_pending(
     }
 
     // ---- turns
-    let mut prompts: BTreeSet<String> = session.turns.keys().cloned().collect();
+    let mut prompts: BTreeSet<Cow<str>> = session
+        .turns
+        .keys()
+        .map(|k| Cow::Borrowed(k.as_str()))
+        .collect();
     for (p, _, _, _, _) in &llms {
         prompts.extend(p.prompt.clone());
     }
@@ -738,7 +785,7 @@ pub fn render_pending(
         prompts.extend(p.prompt.clone());
     }
     for t in natives.interaction.keys() {
-        prompts.insert(prompt_of_trace(session, t));
+        prompts.insert(Cow::Owned(prompt_of_trace(session, t)));
     }
     let interaction_of: BTreeMap<String, &NativeSpan> = natives
         .interaction
@@ -746,8 +793,8 @@ pub fn render_pending(
         .map(|(t, n)| (prompt_of_trace(session, t), *n))
         .collect();
 
-    struct TurnRow {
-        prompt: String,
+    struct TurnRow<'a> {
+        prompt: Cow<'a, str>,
         start: Option<u64>,
         end: Option<u64>,
         explicit_end: bool,
@@ -756,8 +803,8 @@ pub fn render_pending(
     let mut rows: Vec<TurnRow> = prompts
         .into_iter()
         .map(|p| {
-            let f = session.turns.get(&p);
-            let native = interaction_of.get(&p).copied();
+            let f = session.turns.get(p.as_ref());
+            let native = interaction_of.get(p.as_ref()).copied();
             let start = native
                 .map(|n| n.start)
                 .or(f.and_then(|f| f.submit_at))
@@ -774,28 +821,24 @@ pub fn render_pending(
         })
         .collect();
     // Children widen their turn: a turn spans everything in it.
-    let mut child_bounds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    {
-        let mut widen = |p: &Option<String>, s: Option<u64>, e: Option<u64>| {
-            if let Some(p) = p {
-                let b = child_bounds.entry(p.clone()).or_insert((u64::MAX, 0));
-                if let Some(s) = s {
-                    b.0 = b.0.min(s);
-                }
-                if let Some(e) = e.or(s) {
-                    b.1 = b.1.max(e);
-                }
+    let mut child_bounds: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let placed = llms
+        .iter()
+        .map(|(p, ..)| p)
+        .chain(tools.iter().map(|(p, ..)| p));
+    for p in placed {
+        if let Some(prompt) = p.prompt.as_deref() {
+            let b = child_bounds.entry(prompt).or_insert((u64::MAX, 0));
+            if let Some(s) = p.start {
+                b.0 = b.0.min(s);
             }
-        };
-        for (p, _, _, _, _) in &llms {
-            widen(&p.prompt, p.start, p.end);
-        }
-        for (p, _, _) in &tools {
-            widen(&p.prompt, p.start, p.end);
+            if let Some(e) = p.end.or(p.start) {
+                b.1 = b.1.max(e);
+            }
         }
     }
     for row in &mut rows {
-        if let Some((s, e)) = child_bounds.get(&row.prompt) {
+        if let Some((s, e)) = child_bounds.get(row.prompt.as_ref()) {
             if *s != u64::MAX {
                 row.start = Some(row.start.map_or(*s, |x| x.min(*s)));
             }
@@ -821,7 +864,7 @@ pub fn render_pending(
 
     // ---- totals per turn and overall
     let mut session_totals = Totals::new();
-    let turn_index: BTreeMap<String, usize> = rows
+    let turn_index: BTreeMap<Cow<str>, usize> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| (r.prompt.clone(), i))
@@ -831,7 +874,7 @@ pub fn render_pending(
             Some(&mut session_totals),
             p.prompt
                 .as_ref()
-                .and_then(|x| turn_index.get(x))
+                .and_then(|x| turn_index.get(x.as_ref()))
                 .map(|i| &mut rows[*i].totals),
         ]
         .into_iter()
@@ -851,7 +894,7 @@ pub fn render_pending(
             Some(&mut session_totals),
             p.prompt
                 .as_ref()
-                .and_then(|x| turn_index.get(x))
+                .and_then(|x| turn_index.get(x.as_ref()))
                 .map(|i| &mut rows[*i].totals),
         ]
         .into_iter()
@@ -864,94 +907,100 @@ pub fn render_pending(
 
     let mut out: Vec<Rendered> = Vec::new();
     let n_rows = rows.len();
-    let mut turn_complete: BTreeMap<String, (bool, Option<u64>)> = BTreeMap::new();
-    let (mut first_prompt, mut last_message): (Option<String>, Option<String>) = (None, None);
+    let mut turn_complete: BTreeMap<Cow<str>, (bool, Option<u64>)> = BTreeMap::new();
+    // The root shows the first prompt and the last answer of the session,
+    // whether or not their turns were exported.
+    let (mut first_prompt, mut last_message): (Option<&str>, Option<&str>) = (None, None);
     for (i, row) in rows.iter().enumerate() {
-        let f = session.turns.get(&row.prompt);
-        let native = interaction_of.get(&row.prompt).copied();
+        let f = session.turns.get(row.prompt.as_ref());
+        let native = interaction_of.get(row.prompt.as_ref()).copied();
         let later_turn = i + 1 < n_rows;
         let complete = row.explicit_end || later_turn || session_closed.is_some();
         let end = row.end.or(row.start);
         turn_complete.insert(row.prompt.clone(), (complete, end));
-        let mut a: BTreeMap<String, Attr> = BTreeMap::new();
-        a.insert("session.id".into(), sid.into());
-        a.insert("interaction.sequence".into(), ((i + 1) as i64).into());
-        a.insert("gen_ai.operation.name".into(), "invoke_agent".into());
-        if !row.prompt.starts_with("trace:") {
-            a.insert("prompt.id".into(), row.prompt.as_str().into());
-        }
         let prompt_text = f
-            .and_then(|f| f.prompt.clone())
-            .or_else(|| {
-                native
-                    .and_then(|n| n.str("user_prompt"))
-                    .map(str::to_string)
-            })
-            .filter(|t| t != "<REDACTED>");
-        let command = f.and_then(|f| f.command.clone()).or_else(|| {
-            prompt_text.as_deref().and_then(|t| {
-                t.strip_prefix('/')
-                    .and_then(|c| c.split_whitespace().next())
-                    .map(str::to_string)
-            })
+            .and_then(|f| f.prompt.as_deref())
+            .or_else(|| native.and_then(|n| n.str("user_prompt")))
+            .filter(|t| *t != "<REDACTED>");
+        let last = f.and_then(|f| {
+            f.last_message
+                .as_deref()
+                .or_else(|| f.last_response.as_ref().map(|(_, t)| t.as_str()))
         });
-        let kind = match command.as_deref() {
-            Some("compact") => "compaction",
-            Some(_) => "slash_command",
-            None => "prompt",
-        };
-        a.insert("turn.kind".into(), kind.into());
-        if let Some(c) = &command {
-            a.insert("command_name".into(), c.as_str().into());
+        if first_prompt.is_none() {
+            first_prompt = prompt_text;
         }
-        if let Some(t) = &prompt_text {
-            a.insert(
-                "user_prompt_length".into(),
-                (t.chars().count() as i64).into(),
-            );
-            a.insert("user_prompt".into(), truncate(t.clone(), max).into());
+        if last.is_some() {
+            last_message = last;
         }
-        let last = f
-            .and_then(|f| f.last_message.clone())
-            .or_else(|| f.and_then(|f| f.last_response.as_ref().map(|(_, t)| t.clone())));
-        if let Some(m) = last {
-            a.insert("last_assistant_message".into(), truncate(m, max).into());
+        let span_id = turn_span(row.prompt.as_ref());
+        if !exported.contains(&span_id) {
+            let mut a: BTreeMap<String, Attr> = BTreeMap::new();
+            a.insert("session.id".into(), sid.into());
+            a.insert("interaction.sequence".into(), ((i + 1) as i64).into());
+            a.insert("gen_ai.operation.name".into(), "invoke_agent".into());
+            if !row.prompt.starts_with("trace:") {
+                a.insert("prompt.id".into(), row.prompt.as_ref().into());
+            }
+            let command = f.and_then(|f| f.command.clone()).or_else(|| {
+                prompt_text.and_then(|t| {
+                    t.strip_prefix('/')
+                        .and_then(|c| c.split_whitespace().next())
+                        .map(str::to_string)
+                })
+            });
+            let kind = match command.as_deref() {
+                Some("compact") => "compaction",
+                Some(_) => "slash_command",
+                None => "prompt",
+            };
+            a.insert("turn.kind".into(), kind.into());
+            if let Some(c) = &command {
+                a.insert("command_name".into(), c.as_str().into());
+            }
+            if let Some(t) = prompt_text {
+                a.insert(
+                    "user_prompt_length".into(),
+                    (t.chars().count() as i64).into(),
+                );
+                a.insert("user_prompt".into(), truncate(t.to_string(), max).into());
+            }
+            if let Some(m) = last {
+                a.insert(
+                    "last_assistant_message".into(),
+                    truncate(m.to_string(), max).into(),
+                );
+            }
+            let stop_error = f.and_then(|f| f.stop_error.clone());
+            row.totals.write(&mut a);
+            let errors = row.totals.errors + stop_error.is_some() as u64;
+            a.insert("totals.errors".into(), errors.into());
+            if let Some(e) = &stop_error {
+                a.insert("error".into(), e.as_str().into());
+            }
+            let start = row.start.or(first).unwrap_or(0);
+            out.push(Rendered {
+                span: SpanRecord {
+                    trace_id,
+                    span_id,
+                    parent_span_id: Some(root_span),
+                    kind: SpanKind::Turn,
+                    name: "claude_code.interaction".into(),
+                    start_ns: start,
+                    end_ns: end.unwrap_or(start),
+                    attributes: a,
+                    status: stop_error.map(SpanStatus::Error).unwrap_or_default(),
+                },
+                complete,
+                ready: true,
+            });
         }
-        if let Some(t) = &prompt_text {
-            first_prompt.get_or_insert_with(|| t.clone());
-        }
-        if let Some(Attr::Str(m)) = a.get("last_assistant_message") {
-            last_message = Some(m.clone());
-        }
-        let stop_error = f.and_then(|f| f.stop_error.clone());
-        row.totals.write(&mut a);
-        let errors = row.totals.errors + stop_error.is_some() as u64;
-        a.insert("totals.errors".into(), errors.into());
-        if let Some(e) = &stop_error {
-            a.insert("error".into(), e.as_str().into());
-        }
-        let start = row.start.or(first).unwrap_or(0);
-        out.push(Rendered {
-            span: SpanRecord {
-                trace_id,
-                span_id: turn_span(&row.prompt),
-                parent_span_id: Some(root_span),
-                kind: SpanKind::Turn,
-                name: "claude_code.interaction".into(),
-                start_ns: start,
-                end_ns: end.unwrap_or(start),
-                attributes: a,
-                status: stop_error.map(SpanStatus::Error).unwrap_or_default(),
-            },
-            complete,
-            ready: true,
-        });
         // Compactions inside the turn.
         if let Some(f) = f {
             for (at, c) in &f.compactions {
                 let mut a: BTreeMap<String, Attr> = BTreeMap::new();
                 a.insert("session.id".into(), sid.into());
-                a.insert("prompt.id".into(), row.prompt.as_str().into());
+                a.insert("prompt.id".into(), row.prompt.as_ref().into());
                 if let Some(t) = &c.trigger {
                     a.insert("trigger".into(), t.as_str().into());
                 }
@@ -964,11 +1013,15 @@ pub fn render_pending(
                 if let Some(s) = &c.summary {
                     a.insert("compact_summary".into(), truncate(s.clone(), max).into());
                 }
+                let span_id = ids::span_id(sid, "compaction", &format!("{}:{at}", row.prompt));
+                if exported.contains(&span_id) {
+                    continue;
+                }
                 out.push(Rendered {
                     span: SpanRecord {
                         trace_id,
-                        span_id: ids::span_id(sid, "compaction", &format!("{}:{at}", row.prompt)),
-                        parent_span_id: Some(turn_span(&row.prompt)),
+                        span_id,
+                        parent_span_id: Some(turn_span(row.prompt.as_ref())),
                         kind: SpanKind::Tool,
                         name: "claude_code.compaction".into(),
                         start_ns: *at,
@@ -985,15 +1038,15 @@ pub fn render_pending(
 
     // ---- place model and tool calls under their turn or Agent call
     let place = |p: &Placed| -> (Option<[u8; 8]>, bool) {
-        let turn = p.prompt.as_ref().map(|x| turn_span(x));
-        match &p.agent {
+        let turn = p.prompt.as_deref().map(turn_span);
+        match p.agent {
             Some(agent) => match agent_tool.get(agent) {
                 Some(tool) => (Some(tool_span(tool)), true),
                 // Wait for evidence; fall back to the turn once it is over.
                 None => (
                     turn.or(Some(root_span)),
                     p.prompt
-                        .as_ref()
+                        .as_deref()
                         .and_then(|x| turn_complete.get(x))
                         .is_some_and(|(c, _)| *c),
                 ),
@@ -1003,7 +1056,7 @@ pub fn render_pending(
     };
     let turn_done = |p: &Placed| -> (bool, Option<u64>) {
         p.prompt
-            .as_ref()
+            .as_deref()
             .and_then(|x| turn_complete.get(x).copied())
             .unwrap_or((session_closed.is_some(), last_known))
     };
@@ -1065,10 +1118,13 @@ pub fn render_pending(
         }
     }
     if let Some(p) = first_prompt {
-        a.insert("user_prompt".into(), truncate(p, max).into());
+        a.insert("user_prompt".into(), truncate(p.to_string(), max).into());
     }
     if let Some(m) = last_message {
-        a.insert("last_assistant_message".into(), m.into());
+        a.insert(
+            "last_assistant_message".into(),
+            truncate(m.to_string(), max).into(),
+        );
     }
     if !f.models.is_empty() {
         a.insert(
@@ -1155,6 +1211,24 @@ impl ToolState {
             ToolState::Failed => "failed",
             ToolState::Denied => "denied",
             ToolState::Unfinished => "unfinished",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sorted_union;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        #[test]
+        fn sorted_union_is_the_set_union_in_order(
+            a in proptest::collection::btree_set("[a-d]{0,3}", 0..12),
+            b in proptest::collection::btree_set("[a-d]{0,3}", 0..12),
+        ) {
+            let want: Vec<&String> = a.union(&b).collect::<BTreeSet<_>>().into_iter().collect();
+            prop_assert_eq!(sorted_union(a.iter(), b.iter()), want);
         }
     }
 }

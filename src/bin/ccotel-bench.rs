@@ -669,6 +669,18 @@ impl Default for CcotelOpts {
     }
 }
 
+impl CcotelOpts {
+    /// Merged traces only, to a sink, with this grace.
+    fn traces_to(sink: SocketAddr, grace: &str) -> CcotelOpts {
+        CcotelOpts {
+            sink: Some(sink),
+            signals: r#"["traces"]"#,
+            grace: grace.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
 struct Server {
     kind: Kind,
     child: Child,
@@ -3170,15 +3182,7 @@ async fn freshness(a: FreshnessArgs) -> Result<()> {
     for rep in 0..c.reps {
         let sink = Sink::start().await?;
         sink.state.record.store(true, Ordering::Relaxed);
-        let server = Server::start_ccotel(
-            c,
-            &CcotelOpts {
-                sink: Some(sink.addr),
-                signals: r#"["traces"]"#,
-                grace: a.grace.clone(),
-                ..Default::default()
-            },
-        )?;
+        let server = Server::start_ccotel(c, &CcotelOpts::traces_to(sink.addr, &a.grace))?;
         let http = reqwest::Client::builder().http1_only().build()?;
         let deadline = Instant::now() + Duration::from_secs(120) + grace * 3;
         let retries = AtomicU64::new(0);
@@ -3363,15 +3367,7 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             let sid = session_id(400 + rep as u64, calls as u64);
             let hooks = LongSessionHooks::load(&c.fixtures, &sid)?;
             let sink = Sink::start().await?;
-            let server = Server::start_ccotel(
-                c,
-                &CcotelOpts {
-                    sink: Some(sink.addr),
-                    signals: r#"["traces"]"#,
-                    grace: a.grace.clone(),
-                    ..Default::default()
-                },
-            )?;
+            let server = Server::start_ccotel(c, &CcotelOpts::traces_to(sink.addr, &a.grace))?;
             let addr = server.http;
             let turns = calls.div_ceil(per_turn);
             let hooks = Arc::new(hooks);

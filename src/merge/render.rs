@@ -221,6 +221,26 @@ fn agent_tools(session: &Session, natives: &Natives) -> BTreeMap<String, String>
     out
 }
 
+/// The prompt and the subagent a call belongs to: its own facts first, then
+/// its native span, then the trace of its log records.
+fn owner<'a>(
+    session: &'a Session,
+    prompt_id: &'a Option<String>,
+    agent_id: &'a Option<String>,
+    log_trace: Option<[u8; 16]>,
+    native: Option<&'a NativeSpan>,
+) -> (Option<Cow<'a, str>>, Option<&'a str>) {
+    let prompt = prompt_id
+        .as_deref()
+        .map(Cow::Borrowed)
+        .or_else(|| native.map(|n| Cow::Owned(prompt_of_trace(session, &n.trace_id))))
+        .or_else(|| log_trace.map(|t| Cow::Owned(prompt_of_trace(session, &t))));
+    let agent = agent_id
+        .as_deref()
+        .or_else(|| native.and_then(|n| n.str("agent_id")));
+    (prompt, agent)
+}
+
 /// The keys of two sorted maps, in order, each once (a tick walks every
 /// call of the session: no set is built for it).
 fn sorted_union<'a>(
@@ -321,6 +341,13 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
     let no_skip = HashSet::new();
     let exported = skip.unwrap_or(&no_skip);
     let skip_released = skip.is_some();
+    // The span id of a call still to render, or none for an exported one
+    // (a released call was exported: its span id is not even hashed).
+    let pending = |released: bool, id: &dyn Fn() -> [u8; 8]| {
+        (!(skip_released && released))
+            .then(id)
+            .filter(|id| !exported.contains(id))
+    };
     let sid = session.id.as_str();
     let trace_id = ids::trace_id(sid);
     let natives = Natives::index(session);
@@ -343,19 +370,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         if native.is_none() && f.log_end.is_none() && f.tx_at.is_none() {
             continue;
         }
-        let prompt = f
-            .prompt_id
-            .as_deref()
-            .map(Cow::Borrowed)
-            .or_else(|| native.map(|n| Cow::Owned(prompt_of_trace(session, &n.trace_id))))
-            .or_else(|| {
-                f.log_trace
-                    .map(|t| Cow::Owned(prompt_of_trace(session, &t)))
-            });
-        let agent = f
-            .agent_id
-            .as_deref()
-            .or_else(|| native.and_then(|n| n.str("agent_id")));
+        let (prompt, agent) = owner(session, &f.prompt_id, &f.agent_id, f.log_trace, native);
         let duration = f.duration_ms.map(|d| d * NS_PER_MS);
         let start = native
             .map(|n| n.start)
@@ -380,15 +395,13 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
             .error
             .clone()
             .or_else(|| native.and_then(|n| n.error.clone()));
-        // (A released call was exported: its span id is not even hashed.)
-        let span_id = (!(skip_released && f.released)).then(|| ids::span_id(sid, "llm", key));
-        let Some(span_id) = span_id.filter(|id| !exported.contains(id)) else {
-            let placed = Placed {
-                prompt,
-                agent,
-                start,
-                end,
-            };
+        let placed = Placed {
+            prompt,
+            agent,
+            start,
+            end,
+        };
+        let Some(span_id) = pending(f.released, &|| ids::span_id(sid, "llm", key)) else {
             llms.push((placed, None, usage, cost, error.is_some()));
             continue;
         };
@@ -458,7 +471,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         if let Some(raw) = &raw_source {
             a.insert("query_source".into(), query_source_class(raw).into());
             a.insert("query_source.raw".into(), raw.as_str().into());
-        } else if agent.is_some() {
+        } else if placed.agent.is_some() {
             a.insert("query_source".into(), "subagent".into());
         }
         let attempts = f
@@ -485,10 +498,10 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         if let Some(e) = &error {
             a.insert("error".into(), e.as_str().into());
         }
-        if let Some(agent) = agent {
+        if let Some(agent) = placed.agent {
             a.insert("agent_id".into(), agent.into());
         }
-        if let Some(p) = &prompt {
+        if let Some(p) = &placed.prompt {
             if !p.starts_with("trace:") {
                 a.insert("prompt.id".into(), p.as_ref().into());
             }
@@ -531,18 +544,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
             attributes: a,
             status: error.map(SpanStatus::Error).unwrap_or_default(),
         };
-        llms.push((
-            Placed {
-                prompt,
-                agent,
-                start,
-                end,
-            },
-            Some(span),
-            usage,
-            cost,
-            failed,
-        ));
+        llms.push((placed, Some(span), usage, cost, failed));
     }
 
     // ---- tool calls
@@ -554,19 +556,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         let native = natives.tool.get(key).copied();
         let exec = natives.exec.get(key).copied();
         let blocked = natives.blocked.get(key).copied();
-        let prompt = f
-            .prompt_id
-            .as_deref()
-            .map(Cow::Borrowed)
-            .or_else(|| native.map(|n| Cow::Owned(prompt_of_trace(session, &n.trace_id))))
-            .or_else(|| {
-                f.log_trace
-                    .map(|t| Cow::Owned(prompt_of_trace(session, &t)))
-            });
-        let agent = f
-            .agent_id
-            .as_deref()
-            .or_else(|| native.and_then(|n| n.str("agent_id")));
+        let (prompt, agent) = owner(session, &f.prompt_id, &f.agent_id, f.log_trace, native);
         let result_start = f
             .result_at
             .zip(f.result_duration_ms)
@@ -612,14 +602,13 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         } else {
             ToolState::Unfinished
         };
-        let span_id = (!(skip_released && f.released)).then(|| tool_span(key));
-        let Some(span_id) = span_id.filter(|id| !exported.contains(id)) else {
-            let placed = Placed {
-                prompt,
-                agent,
-                start,
-                end,
-            };
+        let placed = Placed {
+            prompt,
+            agent,
+            start,
+            end,
+        };
+        let Some(span_id) = pending(f.released, &|| tool_span(key)) else {
             tools.push((placed, None, state));
             continue;
         };
@@ -723,10 +712,10 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         if let Some(r) = &f.request_id {
             a.insert("request_id".into(), r.as_str().into());
         }
-        if let Some(agent) = agent {
+        if let Some(agent) = placed.agent {
             a.insert("agent_id".into(), agent.into());
         }
-        if let Some(p) = &prompt {
+        if let Some(p) = &placed.prompt {
             if !p.starts_with("trace:") {
                 a.insert("prompt.id".into(), p.as_ref().into());
             }
@@ -760,16 +749,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
             attributes: a,
             status,
         };
-        tools.push((
-            Placed {
-                prompt,
-                agent,
-                start,
-                end,
-            },
-            Some(span),
-            state,
-        ));
+        tools.push((placed, Some(span), state));
     }
 
     // ---- turns

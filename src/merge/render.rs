@@ -853,8 +853,8 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         for t in [
             Some(&mut session_totals),
             p.prompt
-                .as_ref()
-                .and_then(|x| turn_index.get(x.as_ref()))
+                .as_deref()
+                .and_then(|x| turn_index.get(x))
                 .map(|i| &mut rows[*i].totals),
         ]
         .into_iter()
@@ -873,8 +873,8 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         for t in [
             Some(&mut session_totals),
             p.prompt
-                .as_ref()
-                .and_then(|x| turn_index.get(x.as_ref()))
+                .as_deref()
+                .and_then(|x| turn_index.get(x))
                 .map(|i| &mut rows[*i].totals),
         ]
         .into_iter()
@@ -913,8 +913,8 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         if last.is_some() {
             last_message = last;
         }
-        let span_id = turn_span(row.prompt.as_ref());
-        if !exported.contains(&span_id) {
+        let turn_id = turn_span(row.prompt.as_ref());
+        if !exported.contains(&turn_id) {
             let mut a: BTreeMap<String, Attr> = BTreeMap::new();
             a.insert("session.id".into(), sid.into());
             a.insert("interaction.sequence".into(), ((i + 1) as i64).into());
@@ -962,7 +962,7 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
             out.push(Rendered {
                 span: SpanRecord {
                     trace_id,
-                    span_id,
+                    span_id: turn_id,
                     parent_span_id: Some(root_span),
                     kind: SpanKind::Turn,
                     name: "claude_code.interaction".into(),
@@ -978,6 +978,10 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         // Compactions inside the turn.
         if let Some(f) = f {
             for (at, c) in &f.compactions {
+                let span_id = ids::span_id(sid, "compaction", &format!("{}:{at}", row.prompt));
+                if exported.contains(&span_id) {
+                    continue;
+                }
                 let mut a: BTreeMap<String, Attr> = BTreeMap::new();
                 a.insert("session.id".into(), sid.into());
                 a.insert("prompt.id".into(), row.prompt.as_ref().into());
@@ -993,15 +997,11 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
                 if let Some(s) = &c.summary {
                     a.insert("compact_summary".into(), truncate(s.clone(), max).into());
                 }
-                let span_id = ids::span_id(sid, "compaction", &format!("{}:{at}", row.prompt));
-                if exported.contains(&span_id) {
-                    continue;
-                }
                 out.push(Rendered {
                     span: SpanRecord {
                         trace_id,
                         span_id,
-                        parent_span_id: Some(turn_span(row.prompt.as_ref())),
+                        parent_span_id: Some(turn_id),
                         kind: SpanKind::Tool,
                         name: "claude_code.compaction".into(),
                         start_ns: *at,

@@ -144,8 +144,21 @@ impl Budget {
         }
     }
 
+    fn free(&self) -> usize {
+        self.permits.available_permits()
+    }
+
     fn more_than_half_free(&self) -> bool {
-        self.permits.available_permits() > self.size / 2
+        self.free() > self.size / 2
+    }
+
+    fn try_take(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_many_owned(bytes).ok()
+    }
+
+    /// Waits for `bytes` of room; none once the budget is closed.
+    async fn take(&self, bytes: u32) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().acquire_many_owned(bytes).await.ok()
     }
 }
 
@@ -231,14 +244,9 @@ impl Ingest {
     /// decoding requests only to refuse them took the CPU the merge needed
     /// to make room, and fewer were accepted.
     pub fn room(&self, size: usize) -> Result<Room, Full> {
-        match self
-            .budget
-            .permits
-            .clone()
-            .try_acquire_many_owned(self.want(size))
-        {
-            Ok(permit) => Ok(Room(permit)),
-            Err(_) => Err(self.refused()),
+        match self.budget.try_take(self.want(size)) {
+            Some(permit) => Ok(Room(permit)),
+            None => Err(self.refused()),
         }
     }
 
@@ -247,7 +255,7 @@ impl Ingest {
     /// it): refuses when less room is left than the last input asked for.
     pub fn expect_room(&self) -> Result<(), Full> {
         let last = self.last_size.load(Ordering::Relaxed);
-        if self.budget.permits.available_permits() >= last.max(1) {
+        if self.budget.free() >= last.max(1) {
             Ok(())
         } else {
             Err(self.refused())
@@ -280,13 +288,7 @@ impl Ingest {
         };
         self.stats.inc(&self.stats.waited_full);
         let wait = async {
-            let permit = self
-                .budget
-                .permits
-                .clone()
-                .acquire_many_owned(want)
-                .await
-                .ok()?;
+            let permit = self.budget.take(want).await?;
             let slot = self.tx.reserve().await.ok()?;
             Some((permit, slot))
         };
@@ -306,7 +308,7 @@ impl Ingest {
     /// Queues at once if the byte budget and the channel both have room;
     /// otherwise hands the input back.
     fn try_queue(&self, input: Input, want: u32) -> Option<Input> {
-        let Ok(permit) = self.budget.permits.clone().try_acquire_many_owned(want) else {
+        let Some(permit) = self.budget.try_take(want) else {
             return Some(input);
         };
         let back = self

@@ -3342,6 +3342,23 @@ impl LongSessionHooks {
         post["tool_use_id"] = id;
         (Self::in_turn(&pre, turn), Self::in_turn(&post, turn))
     }
+
+    /// The hooks of a session of `calls` tool calls in complete turns of
+    /// `per_turn` (a prompt, its calls, a Stop), from its SessionStart on;
+    /// and how many turns that is.
+    fn built(&self, calls: usize, per_turn: usize) -> Result<(Vec<Vec<u8>>, usize)> {
+        let turns = calls.div_ceil(per_turn);
+        let mut out = vec![serde_json::to_vec(&self.start)?];
+        for turn in 0..turns {
+            out.push(Self::in_turn(&self.prompt, turn));
+            for i in 0..per_turn.min(calls - turn * per_turn) {
+                let (pre, post) = self.call(turn, i);
+                out.extend([pre, post]);
+            }
+            out.push(Self::in_turn(&self.stop, turn));
+        }
+        Ok((out, turns))
+    }
 }
 
 fn post_hook(conn: &mut Conn, body: &[u8]) -> Result<Duration> {
@@ -3369,22 +3386,14 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             let sink = Sink::start().await?;
             let server = Server::start_ccotel(c, &CcotelOpts::traces_to(sink.addr, &a.grace))?;
             let addr = server.http;
-            let turns = calls.div_ceil(per_turn);
+            let (built, turns) = hooks.built(calls, per_turn)?;
             let hooks = Arc::new(hooks);
             // Build the session: every turn complete, so that once the
             // grace is over all of it is exported and only its facts stay.
-            let h = hooks.clone();
             tokio::task::spawn_blocking(move || -> Result<()> {
                 let mut conn = Conn::new(addr);
-                post_hook(&mut conn, &serde_json::to_vec(&h.start)?)?;
-                for turn in 0..turns {
-                    post_hook(&mut conn, &LongSessionHooks::in_turn(&h.prompt, turn))?;
-                    for i in 0..per_turn.min(calls - turn * per_turn) {
-                        let (pre, post) = h.call(turn, i);
-                        post_hook(&mut conn, &pre)?;
-                        post_hook(&mut conn, &post)?;
-                    }
-                    post_hook(&mut conn, &LongSessionHooks::in_turn(&h.stop, turn))?;
+                for body in &built {
+                    post_hook(&mut conn, body)?;
                 }
                 Ok(())
             })
@@ -3501,31 +3510,20 @@ fn render_bench(a: RenderArgs) -> Result<()> {
                 at += 1_000_000;
                 at
             };
-            apply_hook(&mut session, &serde_json::to_vec(&hooks.start)?, next())?;
-            let turns = calls.div_ceil(per_turn);
-            for turn in 0..=turns {
-                apply_hook(
-                    &mut session,
-                    &LongSessionHooks::in_turn(&hooks.prompt, turn),
-                    next(),
-                )?;
-                let n = if turn == turns {
-                    per_turn
-                } else {
-                    per_turn.min(calls - turn * per_turn)
-                };
-                for i in 0..n {
-                    let (pre, post) = hooks.call(turn, i);
-                    apply_hook(&mut session, &pre, next())?;
-                    apply_hook(&mut session, &post, next())?;
-                }
-                if turn < turns {
-                    apply_hook(
-                        &mut session,
-                        &LongSessionHooks::in_turn(&hooks.stop, turn),
-                        next(),
-                    )?;
-                }
+            // The built turns, then a last turn whose calls are pending.
+            let (built, turns) = hooks.built(calls, per_turn)?;
+            for body in &built {
+                apply_hook(&mut session, body, next())?;
+            }
+            apply_hook(
+                &mut session,
+                &LongSessionHooks::in_turn(&hooks.prompt, turns),
+                next(),
+            )?;
+            for i in 0..per_turn {
+                let (pre, post) = hooks.call(turns, i);
+                apply_hook(&mut session, &pre, next())?;
+                apply_hook(&mut session, &post, next())?;
             }
             // Exported: every span but the root, the last turn and its calls.
             let last = format!("prompt-{turns:06}");

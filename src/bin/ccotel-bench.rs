@@ -307,6 +307,12 @@ struct LongSessionArgs {
     /// every 5 s).
     #[arg(long, default_value_t = 6)]
     settle_rss_s: u64,
+    /// Quiet seconds before the measured turn, as a user reading the
+    /// answer: past ccotel's `merge.evict_after` (10 s) the session leaves
+    /// memory, and the measured turn's first event brings it back. 0 goes
+    /// on at once.
+    #[arg(long, default_value_t = 0)]
+    pause_s: u64,
 }
 
 #[derive(Args)]
@@ -3414,6 +3420,13 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             server
                 .settle(c.idle_window(), Duration::from_secs(30))
                 .await;
+            if a.pause_s > 0 {
+                tokio::time::sleep(Duration::from_secs(a.pause_s)).await;
+            }
+            let evicted = server
+                .health()
+                .and_then(|h| h["receive"]["sessions_evicted"].as_u64())
+                .unwrap_or(0);
             // The measured turn: one call every pace, as a live session sends.
             let cpu0 = server.cpu();
             let (measured, pace) = (a.measured, Duration::from_millis(a.pace_ms));
@@ -3458,13 +3471,16 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             table
                 .fig(&row, "built calls exported %")
                 .push(built * 100.0);
+            table
+                .fig(&row, "evicted before the turn")
+                .push(evicted as f64);
         }
     }
     table.print(
         &format!(
             "One long session: {} measured tool calls (PreToolUse + PostToolUse), one every {} ms, \
-             after the session's earlier calls ({} per turn) were exported; grace {}",
-            a.measured, a.pace_ms, per_turn, a.grace
+             after the session's earlier calls ({} per turn) were exported and {} s of quiet; grace {}",
+            a.measured, a.pace_ms, per_turn, a.pause_s, a.grace
         ),
         &[
             ("server CPU µs/call", 0),
@@ -3474,6 +3490,7 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
             ("RSS MiB", 1),
             ("RSS settled MiB", 1),
             ("built calls exported %", 0),
+            ("evicted before the turn", 0),
         ],
     );
     table.write_json("long-session", c.json.as_deref())

@@ -54,6 +54,59 @@ struct Evicted {
     from_event: i64,
 }
 
+/// A session rebuilt from its stored events.
+struct Rebuilt {
+    session: Session,
+    exported: HashSet<[u8; 8]>,
+    /// The first event's store id; None when there was none.
+    first: Option<i64>,
+    /// The latest time an event was received.
+    last_at: u64,
+    events: usize,
+}
+
+/// How many events a rebuild applies between two drops of exported
+/// content: a long session is rebuilt in about the memory it holds once
+/// rebuilt, not in what all of its content weighed.
+const RELEASE_EVERY: usize = 256;
+
+impl Rebuilt {
+    fn empty(sid: &str) -> Rebuilt {
+        Rebuilt {
+            session: Session::new(sid),
+            exported: HashSet::new(),
+            first: None,
+            last_at: 0,
+            events: 0,
+        }
+    }
+
+    /// Applies the session's stored events from event id `from` on, one at
+    /// a time, dropping the content of its exported calls as it goes.
+    fn read(
+        store: &Store,
+        sid: &str,
+        from: i64,
+        exported: HashSet<[u8; 8]>,
+    ) -> Result<Rebuilt, crate::store::StoreError> {
+        let mut r = Rebuilt {
+            exported,
+            ..Rebuilt::empty(sid)
+        };
+        store.each_session_event(sid, from, |id, event| {
+            r.first.get_or_insert(id);
+            route::apply(&mut r.session, event);
+            r.last_at = r.last_at.max(event.received_at);
+            r.events += 1;
+            if r.events.is_multiple_of(RELEASE_EVERY) {
+                r.session.release_exported(&r.exported);
+            }
+        })?;
+        r.session.release_exported(&r.exported);
+        Ok(r)
+    }
+}
+
 /// A session id held without a heap allocation of its own when it is short
 /// (Claude Code's are 36-byte UUIDs). Evicted and finished sessions keep
 /// their ids while the memory around them is freed, and one small
@@ -200,25 +253,26 @@ impl Engine {
         };
         let mut n = 0;
         for sid in &sids {
-            let events = match self.store.as_ref().map(|s| s.session_events(sid, 0)) {
-                Some(Ok(events)) => events,
-                Some(Err(e)) => {
+            let Some(store) = self.store.as_ref() else {
+                break;
+            };
+            let rebuilt = store
+                .exported(sid)
+                .and_then(|exported| Rebuilt::read(store, sid, 0, exported));
+            let rebuilt = match rebuilt {
+                Ok(r) => r,
+                Err(e) => {
                     tracing::error!(error = %e, session = %sid, "cannot read a session from the store; it starts empty");
                     self.store_failed();
                     continue;
                 }
-                None => continue,
             };
-            let Some((first, _)) = events.first() else {
+            let Some(first) = rebuilt.first else {
                 continue;
             };
-            n += events.len();
-            let live = self.live(sid, Some(*first));
-            for (_, event) in &events {
-                route::apply(&mut live.session, event);
-                live.last_event = live.last_event.max(event.received_at);
-            }
-            live.session.release_exported(&live.exported);
+            n += rebuilt.events;
+            let last_event = rebuilt.last_at;
+            self.insert_rebuilt(sid, rebuilt, last_event, first);
         }
         if n > 0 {
             tracing::info!(
@@ -350,31 +404,32 @@ impl Engine {
             return;
         };
         let rebuilt = store
-            .session_events(sid, stub.from_event)
-            .and_then(|events| Ok((events, store.exported(sid)?)));
-        let (events, exported) = match rebuilt {
+            .exported(sid)
+            .and_then(|exported| Rebuilt::read(store, sid, stub.from_event, exported));
+        let rebuilt = match rebuilt {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, session = %sid, "cannot rebuild a session from the store; it continues from its new events");
                 self.store_failed();
-                (Vec::new(), HashSet::new())
+                Rebuilt::empty(sid)
             }
         };
-        let mut session = Session::new(sid);
-        for (_, event) in &events {
-            route::apply(&mut session, event);
-        }
-        session.release_exported(&exported);
+        self.insert_rebuilt(sid, rebuilt, stub.last_event, stub.from_event);
+    }
+
+    /// Puts a rebuilt session back in memory, as it was when it left: a
+    /// session rebuilt from no event is not rebuildable again.
+    fn insert_rebuilt(&mut self, sid: &str, rebuilt: Rebuilt, last_event: u64, from_event: i64) {
         self.sessions.insert(
             sid.to_string(),
             Live {
-                session,
-                last_event: stub.last_event,
+                session: rebuilt.session,
+                last_event,
                 dirty: true,
-                exported,
+                exported: rebuilt.exported,
                 first_complete: HashMap::new(),
                 idle_closed_at: None,
-                from_event: (!events.is_empty()).then_some(stub.from_event),
+                from_event: rebuilt.first.map(|_| from_event),
                 unrecorded: false,
             },
         );

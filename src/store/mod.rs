@@ -240,47 +240,39 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// The stored events of one session from event id `from` on, in arrival
-    /// order: what a session evicted from memory is rebuilt from.
-    pub fn session_events(
+    /// Calls `f` with each stored event of one session from event id `from`
+    /// on, in arrival order: what a session evicted from memory, or open at a
+    /// restart, is rebuilt from. Events are decoded one at a time, so a long
+    /// session is never all in memory as events. Returns how many were read.
+    pub fn each_session_event(
         &self,
         session: &str,
         from: i64,
-    ) -> Result<Vec<(i64, Event)>, StoreError> {
-        self.read_events(
-            "SELECT e.id, e.received_at, e.transport, e.kind, e.body
-             FROM event_sessions es JOIN events e ON e.id = es.event_id
-             WHERE es.session_id = ?1 AND es.event_id >= ?2 ORDER BY es.event_id",
-            params![session, from],
-        )
-    }
-
-    fn read_events(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<(i64, Event)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params, |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                ))
-            })
+        mut f: impl FnMut(i64, &Event),
+    ) -> Result<usize, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.id, e.received_at, e.transport, e.kind, e.body
+                 FROM event_sessions es JOIN events e ON e.id = es.event_id
+                 WHERE es.session_id = ?1 AND es.event_id >= ?2 ORDER BY es.event_id",
+            )
             .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, at, transport, kind, body) = row.map_err(|e| self.err(e))?;
-            match decode(at as u64, &transport, &kind, &body) {
-                Some(ev) => out.push((id, ev)),
+        let mut rows = stmt
+            .query(params![session, from])
+            .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let (id, at, transport, kind, body) = stored_columns(row).map_err(|e| self.err(e))?;
+            match decode(at as u64, transport, kind, body) {
+                Some(ev) => {
+                    n += 1;
+                    f(id, &ev);
+                }
                 None => tracing::warn!(kind, "skipping a stored event that no longer decodes"),
             }
         }
-        Ok(out)
+        Ok(n)
     }
 
     /// Span ids already exported for a session.
@@ -530,6 +522,20 @@ fn encode(event: &Event) -> (&'static str, std::borrow::Cow<'_, [u8]>) {
         Payload::Hook(_) => Vec::new(),
     };
     (kind, Cow::Owned(body))
+}
+
+/// An `events` row's columns (id, received_at, transport, kind, body),
+/// borrowed from the row.
+fn stored_columns<'r>(
+    row: &'r rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, i64, &'r str, &'r str, &'r [u8])> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get_ref(2)?.as_str()?,
+        row.get_ref(3)?.as_str()?,
+        row.get_ref(4)?.as_blob()?,
+    ))
 }
 
 fn decode(received_at: u64, transport: &str, kind: &str, body: &[u8]) -> Option<Event> {

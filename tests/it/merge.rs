@@ -1026,3 +1026,70 @@ fn a_long_session_hands_back_the_memory_of_its_exported_calls() {
     engine.tick(t0 + 20 * S, false);
     assert_eq!(trims(), 2);
 }
+
+/// A session far longer than the fixtures, rebuilt after it left memory:
+/// the rebuild drops exported content as it reads, and what it exports
+/// next is what a session kept in memory exports.
+#[test]
+fn a_long_session_rebuilt_after_a_pause_exports_what_it_would_have() {
+    let sid = "0b5e1a60-long-pause";
+    let t0 = 1_800_000_000 * S;
+    let mut steps = vec![Step::Event(hook(
+        sid,
+        "SessionStart",
+        t0,
+        serde_json::json!({"source": "startup"}),
+    ))];
+    // Three turns, 1 200 stored events in all: several rounds of release
+    // while the rebuild reads them.
+    for (i, prompt) in ["p1", "p2", "p3"].iter().enumerate() {
+        let at = t0 + (1 + i as u64) * S;
+        steps.extend(busy_turn(sid, prompt, 200, at).into_iter().map(Step::Event));
+    }
+    steps.extend([
+        Step::Tick(t0 + 5 * S),
+        Step::Tick(t0 + 7 * S),
+        // The user reads the answer for a while.
+        Step::Tick(t0 + 30 * S),
+    ]);
+    steps.extend(
+        busy_turn(sid, "p4", 3, t0 + 40 * S)
+            .into_iter()
+            .map(Step::Event),
+    );
+    steps.extend([
+        Step::Tick(t0 + 41 * S),
+        Step::Tick(t0 + 43 * S),
+        Step::Event(hook(
+            sid,
+            "SessionEnd",
+            t0 + 50 * S,
+            serde_json::json!({"reason": "other"}),
+        )),
+        Step::Tick(t0 + 50 * S),
+        Step::Tick(t0 + 52 * S),
+    ]);
+    let (kept, _) = run_steps(&steps, Duration::ZERO);
+    let (rebuilt, counts) = run_steps(&steps, Duration::from_secs(5));
+    assert_eq!(counts[2], (0, 1), "left memory while the user read");
+    assert_eq!(counts[3], (1, 0), "rebuilt by the next prompt");
+    assert_eq!(
+        by_id(&rebuilt, "rebuilt"),
+        by_id(&kept, "kept"),
+        "the same spans, ids and attributes"
+    );
+    let root = rebuilt
+        .iter()
+        .find(|s| s.kind == SpanKind::Session)
+        .unwrap();
+    assert_eq!(root.attr("totals.turns").and_then(Attr::as_i64), Some(4));
+    assert_eq!(
+        root.attr("totals.tool_calls").and_then(Attr::as_i64),
+        Some(603)
+    );
+    let tools = rebuilt
+        .iter()
+        .filter(|s| s.name == "claude_code.tool")
+        .count();
+    assert_eq!(tools, 603, "every call exported once");
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of BENCHMARKS.md and writes a report.
 #
-#   bench/run-all.sh                 # everything (about 45 minutes on 2 cores)
+#   bench/run-all.sh                 # everything (about 50 minutes on 2 cores)
 #   bench/run-all.sh ingest idle     # some of them
 #
 # The measured server is pinned to CPU 1 and ccotel-bench (load generator and
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 reps="${REPS:-3}"
 reps_big="${REPS_BIG:-1}"
-all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session render stalled freshness)
+all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session long-session-pause render stalled freshness)
 if [ $# -gt 0 ]; then which=("$@"); else which=("${all[@]}"); fi
 
 cargo build --release --bins >&2
@@ -67,6 +67,7 @@ for b in "${which[@]}"; do
     sessions)    run sessions --reps "$reps" --counts 1,10,100,1000 ;;
     sessions-10k) run sessions --reps "$reps_big" --counts 10000 ;;
     long-session) run long-session --reps "$reps" --calls 100,1000,5000 ;;
+    long-session-pause) run long-session --reps "$reps" --calls 1000,5000 --pause-s 12 ;;
     render)      run render --reps "$reps" ;;
     stalled)     run stalled --reps 2 --seconds 60 --queue-mib 16 --rate 300 ;;
     freshness)   run freshness --reps "$reps" --sessions 10 ;;

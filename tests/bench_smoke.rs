@@ -159,9 +159,12 @@ fn long_session() {
             "100ms",
             "--settle-rss-s",
             "0",
+            "--pause-s",
+            "1",
         ],
     );
     assert!(out.contains("30 calls in the session"), "{out}");
+    assert!(out.contains("evicted before the turn"), "{out}");
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub struct HttpState {
 
 /// The HTTP routes.
 pub fn router(state: HttpState) -> Router {
+    // One reference count per request, not one per field per extractor.
+    let state = Arc::new(state);
     let guarded = Router::new()
         .route("/v1/logs", post(otlp::<ExportLogsServiceRequest>))
         .route("/v1/metrics", post(otlp::<ExportMetricsServiceRequest>))
@@ -61,7 +63,7 @@ pub fn router(state: HttpState) -> Router {
 /// Refuses requests without the configured token (`/healthz` stays open for
 /// probes and holds no data).
 async fn require_token(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -118,11 +120,11 @@ pub async fn serve_tls(
     }
 }
 
-async fn health(State(state): State<HttpState>) -> Response {
+async fn health(State(state): State<Arc<HttpState>>) -> Response {
     json_response(StatusCode::OK, state.registry.snapshot().to_string())
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -140,7 +142,7 @@ async fn not_found() -> Response {
 }
 
 async fn otlp<T: OtlpRequest>(
-    State(state): State<HttpState>,
+    State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -212,12 +214,17 @@ async fn otlp<T: OtlpRequest>(
     }
 }
 
-async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+async fn hook(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
     let stats = &state.ingest.stats;
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = String::from_utf8_lossy(ct.as_bytes()).to_ascii_lowercase();
-        if !ct.starts_with("application/json") {
+        const JSON: &[u8] = b"application/json";
+        let ct = ct.as_bytes();
+        if !ct
+            .get(..JSON.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(JSON))
+        {
             stats.inc(&stats.bad_requests);
+            let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
             return hook_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 &format!("unsupported content type {ct:?}; hook events are application/json"),
@@ -261,7 +268,12 @@ async fn hook(State(state): State<HttpState>, headers: HeaderMap, body: Body) ->
         );
     }
     stats.inc(&stats.hook_events);
-    json_response(StatusCode::OK, "{}".to_string())
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
 }
 
 /// When the command hook says Claude Code ran the hook: spooled events arrive

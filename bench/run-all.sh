@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 reps="${REPS:-3}"
 reps_big="${REPS_BIG:-1}"
-all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session long-session-pause render stalled freshness)
+all=(idle hook-http hook-http-newconn hook-cmd ingest ingest-ablation grpc-tail sessions sessions-10k long-session long-session-pause rebuild render stalled freshness)
 if [ $# -gt 0 ]; then which=("$@"); else which=("${all[@]}"); fi
 
 cargo build --release --bins >&2
@@ -68,6 +68,7 @@ for b in "${which[@]}"; do
     sessions-10k) run sessions --reps "$reps_big" --counts 10000 ;;
     long-session) run long-session --reps "$reps" --calls 100,1000,5000 ;;
     long-session-pause) run long-session --reps "$reps" --calls 1000,5000 --pause-s 12 ;;
+    rebuild)     run rebuild --reps "$reps" ;;
     render)      run render --reps "$reps" ;;
     stalled)     run stalled --reps 2 --seconds 60 --queue-mib 16 --rate 300 ;;
     freshness)   run freshness --reps "$reps" --sessions 10 ;;

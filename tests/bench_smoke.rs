@@ -168,6 +168,15 @@ fn long_session() {
 }
 
 #[test]
+fn rebuild() {
+    let out = bench(
+        "rebuild",
+        &["--calls", "10,40", "--per-turn", "4", "--iterations", "2"],
+    );
+    assert!(out.contains("40 exported calls"), "{out}");
+}
+
+#[test]
 fn render() {
     let out = bench(
         "render",

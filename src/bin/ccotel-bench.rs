@@ -76,6 +76,9 @@ enum Cmd {
     /// exported tool calls and a turn of calls still pending, against a
     /// render of the whole tree.
     Render(RenderArgs),
+    /// In process: a session that left memory when quiet, rebuilt from the
+    /// store by its next event, as when a user comes back after a pause.
+    Rebuild(RebuildArgs),
     /// A minimal compiled hook client (stdin → POST → wait for the reply):
     /// the floor `ccotel hook` is compared with.
     MiniHook {
@@ -331,6 +334,23 @@ struct RenderArgs {
     iterations: usize,
 }
 
+#[derive(Args)]
+struct RebuildArgs {
+    /// (Only `--reps`, `--json`, `--fixtures` and `--workdir`, where the
+    /// store goes, apply: nothing is started.)
+    #[command(flatten)]
+    common: Common,
+    /// Exported tool calls in the session when it leaves memory.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    calls: Vec<usize>,
+    /// Tool calls per turn.
+    #[arg(long, default_value_t = 25)]
+    per_turn: usize,
+    /// Rebuilds timed per size (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Cmd::MiniHook { addr } = &cli.cmd {
@@ -352,6 +372,7 @@ fn main() -> Result<()> {
         Cmd::Freshness(a) => rt.block_on(freshness(a)),
         Cmd::LongSession(a) => rt.block_on(long_session(a)),
         Cmd::Render(a) => render_bench(a),
+        Cmd::Rebuild(a) => rebuild_bench(a),
         Cmd::MiniHook { .. } => unreachable!(),
     }
 }
@@ -3498,14 +3519,105 @@ async fn long_session(a: LongSessionArgs) -> Result<()> {
 
 /// Applies one hook body to a session, as the merge does.
 fn apply_hook(session: &mut ccotel::merge::session::Session, body: &[u8], at: u64) -> Result<()> {
-    let event = ccotel::model::Event {
+    ccotel::merge::route::apply(session, &hook_event(body, at)?);
+    Ok(())
+}
+
+/// One hook body as the merge receives it.
+fn hook_event(body: &[u8], at: u64) -> Result<ccotel::model::Event> {
+    Ok(ccotel::model::Event {
         received_at: at,
         transport: ccotel::model::Transport::HookHttp,
         payload: ccotel::model::Payload::Hook(ccotel::model::HookEvent::parse(body)?),
         wire: None,
+    })
+}
+
+fn rebuild_bench(a: RebuildArgs) -> Result<()> {
+    use ccotel::merge::Engine;
+    const MS: u64 = 1_000_000;
+    let per_turn = a.per_turn.max(1);
+    let cfg = ccotel::config::MergeConfig {
+        grace_period: Duration::from_secs(1),
+        evict_after: Duration::from_secs(1),
+        read_transcripts: false,
+        ..Default::default()
     };
-    ccotel::merge::route::apply(session, &event);
-    Ok(())
+    let mut table = Table::default();
+    for rep in 0..a.common.reps {
+        for &calls in &a.calls {
+            let sid = session_id(600 + rep as u64, calls as u64);
+            let hooks = LongSessionHooks::load(&a.common.fixtures, &sid)?;
+            let base = a.common.workdir.clone().unwrap_or_else(std::env::temp_dir);
+            let dir = base.join(format!(
+                "ccotel-bench-rebuild-{}-{rep}-{calls}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir)?;
+            let mut engine = Engine::new(cfg.clone(), Some(ccotel::store::Store::open(&dir)?));
+            let mut at = 1_700_000_000_000_000_000u64;
+            let (built, _) = hooks.built(calls, per_turn)?;
+            let events = built
+                .iter()
+                .map(|b| {
+                    at += MS;
+                    hook_event(b, at)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for chunk in events.chunks(256) {
+                engine.ingest(chunk);
+            }
+            // Exported and recorded, then quiet: the session leaves memory;
+            // a late copy of an exported call's result brings it back, and
+            // leaves nothing new to export, so it leaves again.
+            let (_, late) = hooks.call(0, 0);
+            let mut times = Vec::with_capacity(a.iterations);
+            for i in 0..=a.iterations {
+                for _ in 0..4 {
+                    at += 2_000 * MS;
+                    let due = engine.tick(at, false);
+                    engine.record(&due);
+                    if engine.counts() == (0, 1) {
+                        break;
+                    }
+                }
+                if engine.counts() != (0, 1) {
+                    bail!("the session did not leave memory: {:?}", engine.counts());
+                }
+                at += MS;
+                let event = hook_event(&late, at)?;
+                let start = Instant::now();
+                engine.ingest(std::slice::from_ref(&event));
+                let took = start.elapsed().as_secs_f64() * 1e3;
+                // The first rebuild reads a cold store.
+                if i > 0 {
+                    times.push(took);
+                }
+            }
+            drop(engine);
+            let _ = std::fs::remove_dir_all(&dir);
+            let ms = pct(&sorted(times), 0.5);
+            let row = format!("{calls} exported calls");
+            table.fig(&row, "rebuild ms").push(ms);
+            table
+                .fig(&row, "µs per stored event")
+                .push(ms * 1e3 / events.len().max(1) as f64);
+            table.fig(&row, "stored events").push(events.len() as f64);
+        }
+    }
+    table.print(
+        &format!(
+            "Rebuild of one session in process: its stored events read back and applied when it \
+             comes back after leaving memory; turns of {per_turn} calls; median of {} rebuilds",
+            a.iterations
+        ),
+        &[
+            ("rebuild ms", 1),
+            ("µs per stored event", 2),
+            ("stored events", 0),
+        ],
+    );
+    table.write_json("rebuild", a.common.json.as_deref())
 }
 
 fn render_bench(a: RenderArgs) -> Result<()> {

@@ -60,6 +60,9 @@ pub fn set_json(slot: &mut Option<Value>, v: Option<&Value>) {
     };
     let better = match slot {
         None => true,
+        // The same value again, as when a PostToolUse repeats its
+        // PreToolUse's input: nothing to serialize and compare.
+        Some(s) if same_json(s, v) => false,
         Some(s) => {
             let (a, b) = (v.to_string(), s.to_string());
             (a.len(), &a) > (b.len(), &b)
@@ -67,6 +70,24 @@ pub fn set_json(slot: &mut Option<Value>, v: Option<&Value>) {
     };
     if better {
         *slot = Some(v.clone());
+    }
+}
+
+/// Whether two values serialize the same: equal, with object keys in the
+/// same order (`Value`'s own equality ignores their order, and
+/// serialization does not).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k, v), (l, w))| k == l && same_json(v, w))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_json(v, w))
+        }
+        _ => a == b,
     }
 }
 
@@ -842,6 +863,30 @@ struct ResponseBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JSON slot keeps the same value whichever copy came first, also
+    /// when two copies differ only in the order of their keys.
+    #[test]
+    fn a_json_slot_does_not_depend_on_arrival_order() {
+        let a = serde_json::json!({"command": "ls", "timeout": 5});
+        let b: Value = serde_json::from_str(r#"{"timeout": 5, "command": "ls"}"#).unwrap();
+        let longer = serde_json::json!({"command": "ls -la", "timeout": 5});
+        for (x, y) in [(&a, &b), (&b, &a), (&a, &longer), (&longer, &a), (&a, &a)] {
+            let (mut one, mut two) = (None, None);
+            set_json(&mut one, Some(x));
+            set_json(&mut one, Some(y));
+            set_json(&mut two, Some(y));
+            set_json(&mut two, Some(x));
+            assert_eq!(
+                one.as_ref().map(Value::to_string),
+                two.as_ref().map(Value::to_string),
+                "{x} then {y}"
+            );
+        }
+        assert!(same_json(&a, &a.clone()));
+        assert!(!same_json(&a, &b), "the same entries in another order");
+        assert!(!same_json(&serde_json::json!(1), &serde_json::json!(1.0)));
+    }
 
     /// The kept attributes are looked up by binary search.
     #[test]

@@ -284,17 +284,23 @@ struct FreshnessArgs {
     grace: String,
 }
 
+/// A long session: its exported tool calls, in turns of `per_turn`.
 #[derive(Args)]
-struct LongSessionArgs {
-    #[command(flatten)]
-    common: Common,
-    /// Tool calls already in the session (exported) when the measured
-    /// calls start.
+struct SessionShape {
+    /// Tool calls already in the session, exported.
     #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
     calls: Vec<usize>,
     /// Tool calls per turn (each turn is a prompt, its calls and a Stop).
     #[arg(long, default_value_t = 25)]
     per_turn: usize,
+}
+
+#[derive(Args)]
+struct LongSessionArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    shape: SessionShape,
     /// Measured tool calls (a PreToolUse and a PostToolUse each), one every
     /// `--pace-ms`, in a turn of their own.
     #[arg(long, default_value_t = 150)]
@@ -340,12 +346,8 @@ struct RebuildArgs {
     /// store goes, apply: nothing is started.)
     #[command(flatten)]
     common: Common,
-    /// Exported tool calls in the session when it leaves memory.
-    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
-    calls: Vec<usize>,
-    /// Tool calls per turn.
-    #[arg(long, default_value_t = 25)]
-    per_turn: usize,
+    #[command(flatten)]
+    shape: SessionShape,
     /// Rebuilds timed per size (the median is reported).
     #[arg(long, default_value_t = 5)]
     iterations: usize,
@@ -3404,10 +3406,10 @@ fn post_hook(conn: &mut Conn, body: &[u8]) -> Result<Duration> {
 async fn long_session(a: LongSessionArgs) -> Result<()> {
     let c = &a.common;
     let grace = humantime::parse_duration(&a.grace)?;
-    let per_turn = a.per_turn.max(1);
+    let per_turn = a.shape.per_turn.max(1);
     let mut table = Table::default();
     for rep in 0..c.reps {
-        for &calls in &a.calls {
+        for &calls in &a.shape.calls {
             let sid = session_id(400 + rep as u64, calls as u64);
             let hooks = LongSessionHooks::load(&c.fixtures, &sid)?;
             let sink = Sink::start().await?;
@@ -3536,7 +3538,7 @@ fn hook_event(body: &[u8], at: u64) -> Result<ccotel::model::Event> {
 fn rebuild_bench(a: RebuildArgs) -> Result<()> {
     use ccotel::merge::Engine;
     const MS: u64 = 1_000_000;
-    let per_turn = a.per_turn.max(1);
+    let per_turn = a.shape.per_turn.max(1);
     let cfg = ccotel::config::MergeConfig {
         grace_period: Duration::from_secs(1),
         evict_after: Duration::from_secs(1),
@@ -3545,7 +3547,7 @@ fn rebuild_bench(a: RebuildArgs) -> Result<()> {
     };
     let mut table = Table::default();
     for rep in 0..a.common.reps {
-        for &calls in &a.calls {
+        for &calls in &a.shape.calls {
             let sid = session_id(600 + rep as u64, calls as u64);
             let hooks = LongSessionHooks::load(&a.common.fixtures, &sid)?;
             let base = a.common.workdir.clone().unwrap_or_else(std::env::temp_dir);

@@ -752,18 +752,71 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         tools.push((placed, Some(span), state));
     }
 
+    // ---- totals and time bounds of the calls, per turn and overall, in one
+    // pass over the calls (one lookup of its turn per call: a long session
+    // walks thousands of them on every tick)
+    struct Calls<'a> {
+        prompt: Cow<'a, str>,
+        /// Earliest start and latest end of the turn's calls.
+        first: u64,
+        last: u64,
+        totals: Totals,
+    }
+    /// The totals of `p`'s turn, its time bounds widened by `p`.
+    fn turn_of<'c, 'b, 'a>(
+        calls: &'c mut BTreeMap<&'b str, Calls<'a>>,
+        p: &'b Placed<'a>,
+    ) -> Option<&'c mut Totals> {
+        let prompt = p.prompt.as_ref()?;
+        let c = calls.entry(prompt.as_ref()).or_insert_with(|| Calls {
+            prompt: prompt.clone(),
+            first: u64::MAX,
+            last: 0,
+            totals: Totals::new(),
+        });
+        if let Some(s) = p.start {
+            c.first = c.first.min(s);
+        }
+        if let Some(e) = p.end.or(p.start) {
+            c.last = c.last.max(e);
+        }
+        Some(&mut c.totals)
+    }
+    let mut session_totals = Totals::new();
+    let mut calls: BTreeMap<&str, Calls> = BTreeMap::new();
+    for (p, _, usage, cost, failed) in &llms {
+        let add = |t: &mut Totals| {
+            t.llm_calls += 1;
+            t.usage.input += usage.input;
+            t.usage.output += usage.output;
+            t.usage.cache_read += usage.cache_read;
+            t.usage.cache_creation += usage.cache_creation;
+            t.cost += cost;
+            t.errors += *failed as u64;
+        };
+        add(&mut session_totals);
+        if let Some(t) = turn_of(&mut calls, p) {
+            add(t);
+        }
+    }
+    for (p, _, state) in &tools {
+        let add = |t: &mut Totals| {
+            t.tool_calls += 1;
+            t.errors += (*state == ToolState::Failed) as u64;
+        };
+        add(&mut session_totals);
+        if let Some(t) = turn_of(&mut calls, p) {
+            add(t);
+        }
+    }
+
     // ---- turns
     let mut prompts: BTreeSet<Cow<str>> = session
         .turns
         .keys()
         .map(|k| Cow::Borrowed(k.as_str()))
         .collect();
-    for (p, _, _, _, _) in &llms {
-        prompts.extend(p.prompt.clone());
-    }
-    for (p, _, _) in &tools {
-        prompts.extend(p.prompt.clone());
-    }
+    prompts.extend(calls.values().map(|c| c.prompt.clone()));
     for t in natives.interaction.keys() {
         prompts.insert(Cow::Owned(prompt_of_trace(session, t)));
     }
@@ -785,48 +838,33 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         .map(|p| {
             let f = session.turns.get(p.as_ref());
             let native = interaction_of.get(p.as_ref()).copied();
-            let start = native
+            let mut start = native
                 .map(|n| n.start)
                 .or(f.and_then(|f| f.submit_at))
                 .or(f.and_then(|f| f.log_at))
                 .or(f.and_then(|f| f.tx_at));
-            let end = native.map(|n| n.end).or(f.and_then(|f| f.stop_at));
+            let mut end = native.map(|n| n.end).or(f.and_then(|f| f.stop_at));
+            let explicit_end = end.is_some();
+            // Children widen their turn: a turn spans everything in it.
+            let mut totals = Totals::new();
+            if let Some(c) = calls.remove(p.as_ref()) {
+                if c.first != u64::MAX {
+                    start = Some(start.map_or(c.first, |x| x.min(c.first)));
+                }
+                if c.last > 0 {
+                    end = Some(end.map_or(c.last, |x| x.max(c.last)));
+                }
+                totals = c.totals;
+            }
             TurnRow {
-                explicit_end: end.is_some(),
+                explicit_end,
                 prompt: p,
                 start,
                 end,
-                totals: Totals::new(),
+                totals,
             }
         })
         .collect();
-    // Children widen their turn: a turn spans everything in it.
-    let mut child_bounds: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let placed = llms
-        .iter()
-        .map(|(p, ..)| p)
-        .chain(tools.iter().map(|(p, ..)| p));
-    for p in placed {
-        if let Some(prompt) = p.prompt.as_deref() {
-            let b = child_bounds.entry(prompt).or_insert((u64::MAX, 0));
-            if let Some(s) = p.start {
-                b.0 = b.0.min(s);
-            }
-            if let Some(e) = p.end.or(p.start) {
-                b.1 = b.1.max(e);
-            }
-        }
-    }
-    for row in &mut rows {
-        if let Some((s, e)) = child_bounds.get(row.prompt.as_ref()) {
-            if *s != u64::MAX {
-                row.start = Some(row.start.map_or(*s, |x| x.min(*s)));
-            }
-            if *e > 0 {
-                row.end = Some(row.end.map_or(*e, |x| x.max(*e)));
-            }
-        }
-    }
     rows.sort_by(|a, b| (a.start, &a.prompt).cmp(&(b.start, &b.prompt)));
 
     // ---- session bounds
@@ -841,49 +879,6 @@ fn build(session: &Session, opts: &RenderOptions, skip: Option<&HashSet<[u8; 8]>
         .filter_map(|r| r.end.or(r.start))
         .chain(session.facts.end_at)
         .max();
-
-    // ---- totals per turn and overall
-    let mut session_totals = Totals::new();
-    let turn_index: BTreeMap<Cow<str>, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.prompt.clone(), i))
-        .collect();
-    for (p, _, usage, cost, failed) in &llms {
-        for t in [
-            Some(&mut session_totals),
-            p.prompt
-                .as_deref()
-                .and_then(|x| turn_index.get(x))
-                .map(|i| &mut rows[*i].totals),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            t.llm_calls += 1;
-            t.usage.input += usage.input;
-            t.usage.output += usage.output;
-            t.usage.cache_read += usage.cache_read;
-            t.usage.cache_creation += usage.cache_creation;
-            t.cost += cost;
-            t.errors += *failed as u64;
-        }
-    }
-    for (p, _, state) in &tools {
-        for t in [
-            Some(&mut session_totals),
-            p.prompt
-                .as_deref()
-                .and_then(|x| turn_index.get(x))
-                .map(|i| &mut rows[*i].totals),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            t.tool_calls += 1;
-            t.errors += (*state == ToolState::Failed) as u64;
-        }
-    }
 
     let mut out: Vec<Rendered> = Vec::new();
     let n_rows = rows.len();

@@ -33,7 +33,7 @@ use super::hook_spool::{DropReason, Spool};
 use super::HookArgs;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,11 +52,12 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 300;
 /// `OTEL_*` variables from hook processes, hence `CCOTEL_*`. A test checks
 /// this against the clap definition of [`HookArgs`], which `ccotel --help`
 /// and the shell completions show.
-pub const FLAGS: [(&str, &str); 4] = [
+pub const FLAGS: [(&str, &str); 5] = [
     ("--endpoint", "CCOTEL_HOOK_ENDPOINT"),
     ("--timeout-ms", "CCOTEL_HOOK_TIMEOUT_MS"),
     ("--spool-dir", "CCOTEL_SPOOL_DIR"),
     ("--token", "CCOTEL_TOKEN"),
+    ("--ca-cert", "CCOTEL_CA_CERT"),
 ];
 
 /// What a hook command line asks for.
@@ -114,7 +115,7 @@ pub fn parse_args(
             *value = env(var).filter(|v| !v.is_empty());
         }
     }
-    let [endpoint, timeout_ms, spool_dir, token] = values;
+    let [endpoint, timeout_ms, spool_dir, token, ca_cert] = values;
     let text = |v: Option<OsString>, flag: &str| {
         v.map(|v| {
             v.into_string()
@@ -133,6 +134,7 @@ pub fn parse_args(
         timeout_ms,
         spool_dir: spool_dir.map(PathBuf::from),
         token: text(token, "--token")?,
+        ca_cert: ca_cert.map(PathBuf::from),
     }))
 }
 
@@ -156,6 +158,9 @@ Options:
                           [env: CCOTEL_SPOOL_DIR] [default: <data dir>/ccotel/spool]
       --token <TOKEN>     The token ccotel was given (server.token), sent as a
                           bearer token [env: CCOTEL_TOKEN]
+      --ca-cert <FILE>    PEM certificates to trust for an https:// endpoint,
+                          besides the public roots (a gateway with a private CA)
+                          [env: CCOTEL_CA_CERT]
   -h, --help              Print help
   -V, --version           Print version
 "
@@ -235,7 +240,12 @@ pub fn run(args: &HookArgs, program: &str) {
     forward(
         &shared,
         &event,
-        &mut Bridge::new(&args.endpoint, args.token.as_deref(), program),
+        &mut Bridge::new(
+            &args.endpoint,
+            args.token.as_deref(),
+            args.ca_cert.as_deref(),
+            program,
+        ),
         deadline,
     );
 }
@@ -323,7 +333,7 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn new(endpoint: &str, token: Option<&str>, program: &str) -> Self {
+    fn new(endpoint: &str, token: Option<&str>, ca_cert: Option<&Path>, program: &str) -> Self {
         let authorization = match token.map(|t| format!("Bearer {t}")) {
             Some(a) if !valid_header_value(&a) => Err(()),
             a => Ok(a),
@@ -332,7 +342,7 @@ impl Bridge {
             // The bridge is local: no proxy (an HTTP(S)_PROXY meant for the
             // model API must not capture hook traffic), and no redirects (one
             // means a misconfigured endpoint: spool, don't follow).
-            client: Client::new(endpoint, user_agent(program)),
+            client: Client::new(endpoint, user_agent(program)).trusting(ca_cert),
             authorization,
         }
     }
@@ -554,6 +564,7 @@ mod tests {
                 timeout_ms: DEFAULT_TIMEOUT_MS,
                 spool_dir: None,
                 token: None,
+                ca_cert: None,
             }
         );
         let env = [
@@ -561,6 +572,7 @@ mod tests {
             ("CCOTEL_HOOK_TIMEOUT_MS", "50"),
             ("CCOTEL_SPOOL_DIR", "/env/spool"),
             ("CCOTEL_TOKEN", "env-token"),
+            ("CCOTEL_CA_CERT", "/env/ca.pem"),
         ];
         assert_eq!(
             run_args(&[], &env),
@@ -569,6 +581,7 @@ mod tests {
                 timeout_ms: 50,
                 spool_dir: Some("/env/spool".into()),
                 token: Some("env-token".into()),
+                ca_cert: Some("/env/ca.pem".into()),
             }
         );
         // Flags win over the environment, in both spellings.
@@ -580,7 +593,8 @@ mod tests {
                     "--timeout-ms=7",
                     "--spool-dir=/flag/spool",
                     "--token",
-                    "-starts-with-a-dash"
+                    "-starts-with-a-dash",
+                    "--ca-cert=/flag/ca.pem",
                 ],
                 &env
             ),
@@ -589,6 +603,7 @@ mod tests {
                 timeout_ms: 7,
                 spool_dir: Some("/flag/spool".into()),
                 token: Some("-starts-with-a-dash".into()),
+                ca_cert: Some("/flag/ca.pem".into()),
             }
         );
         // An empty variable is no variable.

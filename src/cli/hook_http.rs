@@ -17,6 +17,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,8 @@ pub struct Client {
     user_agent: String,
     conn: Option<BufReader<Stream>>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// PEM certificates trusted besides the public roots.
+    ca_cert: Option<PathBuf>,
 }
 
 impl Client {
@@ -107,7 +110,16 @@ impl Client {
             user_agent,
             conn: None,
             tls: None,
+            ca_cert: None,
         }
+    }
+
+    /// Also trusts the certificates in PEM file `ca_cert`, for a server
+    /// whose certificate a private CA signed. A file that cannot be read
+    /// fails every `https://` request, like an unknown certificate would.
+    pub fn trusting(mut self, ca_cert: Option<&Path>) -> Client {
+        self.ca_cert = ca_cert.map(Path::to_path_buf);
+        self
     }
 
     /// POSTs `body` with `headers` (names and values already valid; see
@@ -170,7 +182,7 @@ impl Client {
         let config = match &self.tls {
             Some(c) => c.clone(),
             None => {
-                let c = tls_config()?;
+                let c = tls_config(self.ca_cert.as_deref())?;
                 self.tls = Some(c.clone());
                 c
             }
@@ -193,12 +205,30 @@ pub fn valid_header_value(value: &str) -> bool {
 }
 
 /// TLS as ureq set it up before this client: rustls with ring, the Mozilla
-/// roots of `webpki-roots`, TLS 1.2 and 1.3.
-fn tls_config() -> io::Result<Arc<rustls::ClientConfig>> {
+/// roots of `webpki-roots`, TLS 1.2 and 1.3; and the certificates of
+/// `ca_cert`, when given.
+fn tls_config(ca_cert: Option<&Path>) -> io::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = ca_cert {
+        let bad = |e: &dyn std::fmt::Display| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--ca-cert {}: {e}", path.display()),
+            )
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(&"no certificate in the file"));
+        }
+    }
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(io::Error::other)?

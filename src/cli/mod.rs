@@ -262,4 +262,8 @@ pub struct HookArgs {
     /// The token ccotel was given (server.token), sent as a bearer token.
     #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// endpoint, besides the
+    /// public roots (a gateway with a private CA).
+    #[arg(long, env = "CCOTEL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }

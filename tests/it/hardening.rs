@@ -709,3 +709,95 @@ async fn a_corrupted_store_is_moved_aside_and_ccotel_starts() {
     let log = stderr_of(dir.path());
     assert!(log.contains("damaged") && log.contains("moved"), "{log}");
 }
+
+/// A team gateway whose certificate a private CA signed: the command hook
+/// trusts it with `--ca-cert` (or `CCOTEL_CA_CERT`), and without it spools
+/// the event rather than send it to a server it cannot verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_hook_trusts_a_private_ca_when_told() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let mut config = Config::default();
+    config.server.tls = Some(ccotel::config::TlsConfig {
+        cert: cert_path.clone(),
+        key: key_path,
+    });
+    let app = spawn_app(config).await;
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = format!("https://localhost:{}/healthz", app.http.port());
+    let received = || async {
+        let h: serde_json::Value = https
+            .get(&health)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        h["receive"]["hook_events"].as_u64().unwrap()
+    };
+    let endpoint = format!("https://localhost:{}/v1/hooks", app.http.port());
+    let event = r#"{"hook_event_name":"Stop","session_id":"s-private-ca"}"#;
+    let mut sent = 0;
+    for bin in [
+        env!("CARGO_BIN_EXE_ccotel-hook"),
+        env!("CARGO_BIN_EXE_ccotel"),
+    ] {
+        // (trust: flag, variable), and whether the event gets through.
+        let cases: [(Option<&Path>, Option<&Path>, bool); 4] = [
+            (None, None, false),
+            (Some(&cert_path), None, true),
+            (None, Some(&cert_path), true),
+            (Some(&not_pem), None, false),
+        ];
+        for (flag, var, delivered) in cases {
+            let spool = tempfile::tempdir().unwrap();
+            let mut cmd = std::process::Command::new(bin);
+            if bin.ends_with("/ccotel") {
+                cmd.arg("hook");
+            }
+            cmd.args(["--endpoint", &endpoint, "--spool-dir"])
+                .arg(spool.path())
+                .env_remove("CCOTEL_CA_CERT")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if let Some(f) = flag {
+                cmd.arg("--ca-cert").arg(f);
+            }
+            if let Some(v) = var {
+                cmd.env("CCOTEL_CA_CERT", v);
+            }
+            let out = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = cmd.spawn().unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(event.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap();
+            let what = format!("{bin} --ca-cert {flag:?} CCOTEL_CA_CERT {var:?}");
+            assert!(out.status.success(), "{what}: {:?}", out.status);
+            assert!(out.stderr.is_empty(), "{what}: silent");
+            let spooled = std::fs::read_dir(spool.path()).unwrap().count();
+            sent += delivered as u64;
+            assert_eq!(received().await, sent, "{what}: delivered");
+            assert_eq!(spooled, (!delivered) as usize, "{what}: spooled");
+        }
+    }
+    app.shutdown().await;
+}

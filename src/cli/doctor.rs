@@ -422,7 +422,9 @@ fn check_claude_settings(args: &DoctorArgs, config: &Config, out: &mut Report) {
     // Telemetry variables: the shell's, overridden by user settings, and
     // turned off by any project file that turns them off.
     let mut env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("OTEL_") || k.starts_with("CLAUDE_CODE_"))
+        .filter(|(k, _)| {
+            k.starts_with("OTEL_") || k.starts_with("CLAUDE_CODE_") || k == CA_CERT_VAR
+        })
         .collect();
     let mut sources = vec!["the environment".to_string()];
     if let Some(f) = env_file
@@ -439,7 +441,29 @@ fn check_claude_settings(args: &DoctorArgs, config: &Config, out: &mut Report) {
             overlay(&mut env, block, turns_off);
         }
     }
+    check_hook_ca_cert(&env, out);
     check_telemetry_env(&env, &sources.join(" + "), config, &hint, out);
+}
+
+/// The variable naming the private CA the command hook trusts.
+const CA_CERT_VAR: &str = "CCOTEL_CA_CERT";
+
+/// A CA file the hook cannot read makes it spool every event: say so here,
+/// since the hook itself stays silent.
+fn check_hook_ca_cert(env: &BTreeMap<String, String>, out: &mut Report) {
+    let Some(path) = env.get(CA_CERT_VAR).filter(|v| !v.is_empty()) else {
+        return;
+    };
+    match super::hook_http::ca_certs(Path::new(path)) {
+        Ok(certs) => out.ok(format!(
+            "Hook TLS: {CA_CERT_VAR} {path} holds {} certificate(s), trusted besides the public roots",
+            certs.len()
+        )),
+        Err(e) => out.fail(
+            format!("Hook TLS: {e}; the command hook spools every https:// event"),
+            format!("point {CA_CERT_VAR} at a PEM file of the CA that signed ccotel's certificate"),
+        ),
+    }
 }
 
 /// Copies `env` entries that `keep` accepts into `into`.

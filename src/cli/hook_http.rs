@@ -208,25 +208,18 @@ pub fn valid_header_value(value: &str) -> bool {
 /// roots of `webpki-roots`, TLS 1.2 and 1.3; and the certificates of
 /// `ca_cert`, when given.
 fn tls_config(ca_cert: Option<&Path>) -> io::Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = ca_cert {
-        let bad = |e: &dyn std::fmt::Display| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("--ca-cert {}: {e}", path.display()),
-            )
-        };
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(bad(&"no certificate in the file"));
+        for cert in ca_certs(path)? {
+            roots.add(cert).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("--ca-cert {}: {e}", path.display()),
+                )
+            })?;
         }
     }
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -235,6 +228,26 @@ fn tls_config(ca_cert: Option<&Path>) -> io::Result<Arc<rustls::ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The certificates of PEM file `path` (`--ca-cert`), at least one; the
+/// error names the file. `ccotel doctor` checks the file with it too.
+pub fn ca_certs(path: &Path) -> io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let bad = |e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--ca-cert {}: {e}", path.display()),
+        )
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    if certs.is_empty() {
+        return Err(bad(&"no certificate in the file"));
+    }
+    Ok(certs)
 }
 
 /// Time left until `deadline`, as a socket timeout (which must not be zero).

@@ -699,3 +699,44 @@ fn doctor_reports_an_exporter_that_refuses_the_key() {
     );
     assert!(stdout.contains("check the API key"), "{}", text(&o));
 }
+
+#[test]
+fn doctor_checks_the_private_ca_the_hook_trusts() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let path = home.path().join("settings.json");
+    let good = home.path().join("ca.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["ccotel.internal".into()]).expect("cert");
+    std::fs::write(&good, cert.cert.pem()).expect("write");
+    let bad = home.path().join("key-not-cert.pem");
+    std::fs::write(&bad, cert.signing_key.serialize_pem()).expect("write");
+    let doctor = |ca: &Path| {
+        let o = ccotel(home.path())
+            .env("CCOTEL_CA_CERT", ca)
+            .args(["doctor", "--http", "127.0.0.1:1", "--grpc", "127.0.0.1:1"])
+            .arg("--settings")
+            .arg(&path)
+            .output()
+            .expect("run ccotel");
+        (String::from_utf8_lossy(&o.stdout).to_string(), text(&o))
+    };
+    let (stdout, all) = doctor(&good);
+    assert!(
+        stdout.contains(&format!(
+            "✓ Hook TLS: CCOTEL_CA_CERT {} holds 1 certificate(s)",
+            good.display()
+        )),
+        "{all}"
+    );
+    let (stdout, all) = doctor(&bad);
+    assert!(
+        stdout.contains(&format!(
+            "✗ Hook TLS: --ca-cert {}: no certificate in the file; the command hook spools every https:// event",
+            bad.display()
+        )),
+        "{all}"
+    );
+    assert!(
+        stdout.contains("fix: point CCOTEL_CA_CERT at a PEM file"),
+        "{all}"
+    );
+}

@@ -545,24 +545,55 @@ async fn with_a_token_every_door_but_healthz_is_locked() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_receivers_speak_tls() {
+/// A ccotel serving TLS on both ports with a self-signed certificate for
+/// localhost (a certificate no public root vouches for), its PEM file, and
+/// a client that trusts it.
+struct TlsApp {
+    app: crate::support::App,
+    cert_pem: String,
+    cert_path: PathBuf,
+    https: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+async fn tls_app() -> TlsApp {
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    let cert_pem = cert.cert.pem();
+    std::fs::write(&cert_path, &cert_pem).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
     let mut config = Config::default();
     config.server.tls = Some(ccotel::config::TlsConfig {
-        cert: cert_path,
+        cert: cert_path.clone(),
         key: key_path,
     });
     let app = spawn_app(config).await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
         .build()
         .unwrap();
+    TlsApp {
+        app,
+        cert_pem,
+        cert_path,
+        https,
+        dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_receivers_speak_tls() {
+    // (ccotel reads the certificate as it starts, which may be after
+    // `tls_app` returns: keep its files.)
+    let TlsApp {
+        app,
+        cert_pem,
+        https: client,
+        dir: _dir,
+        ..
+    } = tls_app().await;
     let url = format!("https://localhost:{}/v1/hooks", app.http.port());
     let r = client
         .post(&url)
@@ -583,7 +614,7 @@ async fn both_receivers_speak_tls() {
             .unwrap()
             .tls_config(
                 tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(cert.cert.pem()))
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&cert_pem))
                     .domain_name("localhost"),
             )
             .unwrap()
@@ -715,24 +746,15 @@ async fn a_corrupted_store_is_moved_aside_and_ccotel_starts() {
 /// the event rather than send it to a server it cannot verify.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_hook_trusts_a_private_ca_when_told() {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let TlsApp {
+        app,
+        cert_path,
+        https,
+        dir,
+        ..
+    } = tls_app().await;
     let not_pem = dir.path().join("not.pem");
     std::fs::write(&not_pem, "not a certificate").unwrap();
-    let mut config = Config::default();
-    config.server.tls = Some(ccotel::config::TlsConfig {
-        cert: cert_path.clone(),
-        key: key_path,
-    });
-    let app = spawn_app(config).await;
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
     let health = format!("https://localhost:{}/healthz", app.http.port());
     let received = || async {
         let h: serde_json::Value = https

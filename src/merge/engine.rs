@@ -83,14 +83,9 @@ impl Rebuilt {
 
     /// Applies the session's stored events from event id `from` on, one at
     /// a time, dropping the content of its exported calls as it goes.
-    fn read(
-        store: &Store,
-        sid: &str,
-        from: i64,
-        exported: HashSet<[u8; 8]>,
-    ) -> Result<Rebuilt, crate::store::StoreError> {
+    fn read(store: &Store, sid: &str, from: i64) -> Result<Rebuilt, crate::store::StoreError> {
         let mut r = Rebuilt {
-            exported,
+            exported: store.exported(sid)?,
             ..Rebuilt::empty(sid)
         };
         store.each_session_event(sid, from, |id, event| {
@@ -256,10 +251,7 @@ impl Engine {
             let Some(store) = self.store.as_ref() else {
                 break;
             };
-            let rebuilt = store
-                .exported(sid)
-                .and_then(|exported| Rebuilt::read(store, sid, 0, exported));
-            let rebuilt = match rebuilt {
+            let rebuilt = match Rebuilt::read(store, sid, 0) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, session = %sid, "cannot read a session from the store; it starts empty");
@@ -403,10 +395,7 @@ impl Engine {
         let Some(store) = self.store.as_ref() else {
             return;
         };
-        let rebuilt = store
-            .exported(sid)
-            .and_then(|exported| Rebuilt::read(store, sid, stub.from_event, exported));
-        let rebuilt = match rebuilt {
+        let rebuilt = match Rebuilt::read(store, sid, stub.from_event) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, session = %sid, "cannot rebuild a session from the store; it continues from its new events");

@@ -243,13 +243,13 @@ impl Store {
     /// Calls `f` with each stored event of one session from event id `from`
     /// on, in arrival order: what a session evicted from memory, or open at a
     /// restart, is rebuilt from. Events are decoded one at a time, so a long
-    /// session is never all in memory as events. Returns how many were read.
+    /// session is never all in memory as events.
     pub fn each_session_event(
         &self,
         session: &str,
         from: i64,
         mut f: impl FnMut(i64, &Event),
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -261,18 +261,14 @@ impl Store {
         let mut rows = stmt
             .query(params![session, from])
             .map_err(|e| self.err(e))?;
-        let mut n = 0;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let (id, at, transport, kind, body) = stored_columns(row).map_err(|e| self.err(e))?;
             match decode(at as u64, transport, kind, body) {
-                Some(ev) => {
-                    n += 1;
-                    f(id, &ev);
-                }
+                Some(ev) => f(id, &ev),
                 None => tracing::warn!(kind, "skipping a stored event that no longer decodes"),
             }
         }
-        Ok(n)
+        Ok(())
     }
 
     /// Span ids already exported for a session.

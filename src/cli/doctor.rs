@@ -454,10 +454,10 @@ fn check_hook_ca_cert(env: &BTreeMap<String, String>, out: &mut Report) {
     let Some(path) = env.get(CA_CERT_VAR).filter(|v| !v.is_empty()) else {
         return;
     };
-    match super::hook_http::ca_certs(Path::new(path)) {
-        Ok(certs) => out.ok(format!(
-            "Hook TLS: {CA_CERT_VAR} {path} holds {} certificate(s), trusted besides the public roots",
-            certs.len()
+    let mut roots = rustls::RootCertStore::empty();
+    match super::hook_http::add_ca_certs(&mut roots, Path::new(path)) {
+        Ok(n) => out.ok(format!(
+            "Hook TLS: {CA_CERT_VAR} {path} holds {n} certificate(s), trusted besides the public roots"
         )),
         Err(e) => out.fail(
             format!("Hook TLS: {e}; the command hook spools every https:// event"),

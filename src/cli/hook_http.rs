@@ -213,14 +213,7 @@ fn tls_config(ca_cert: Option<&Path>) -> io::Result<Arc<rustls::ClientConfig>> {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     if let Some(path) = ca_cert {
-        for cert in ca_certs(path)? {
-            roots.add(cert).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("--ca-cert {}: {e}", path.display()),
-                )
-            })?;
-        }
+        add_ca_certs(&mut roots, path)?;
     }
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
@@ -230,9 +223,10 @@ fn tls_config(ca_cert: Option<&Path>) -> io::Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// The certificates of PEM file `path` (`--ca-cert`), at least one; the
-/// error names the file. `ccotel doctor` checks the file with it too.
-pub fn ca_certs(path: &Path) -> io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+/// Adds the certificates of PEM file `path` (`--ca-cert`) to `roots`,
+/// and returns how many: at least one, or an error that names the file.
+/// `ccotel doctor` checks the file with it too.
+pub fn add_ca_certs(roots: &mut rustls::RootCertStore, path: &Path) -> io::Result<usize> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let bad = |e: &dyn std::fmt::Display| {
         io::Error::new(
@@ -240,14 +234,15 @@ pub fn ca_certs(path: &Path) -> io::Result<Vec<rustls::pki_types::CertificateDer
             format!("--ca-cert {}: {e}", path.display()),
         )
     };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(&e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(&e))?;
-    if certs.is_empty() {
+    let mut added = 0;
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        added += 1;
+    }
+    if added == 0 {
         return Err(bad(&"no certificate in the file"));
     }
-    Ok(certs)
+    Ok(added)
 }
 
 /// Time left until `deadline`, as a socket timeout (which must not be zero).

@@ -268,12 +268,7 @@ async fn hook(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bod
         );
     }
     stats.inc(&stats.hook_events);
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        "{}",
-    )
-        .into_response()
+    json_response(StatusCode::OK, "{}")
 }
 
 /// When the command hook says Claude Code ran the hook: spooled events arrive
@@ -369,6 +364,6 @@ fn hook_error(status: StatusCode, message: &str) -> Response {
     r
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+fn json_response(status: StatusCode, body: impl IntoResponse) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -3,7 +3,7 @@
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::fixtures::{self, Sources};
-use crate::support::{exporter, post_event, spawn_app};
+use crate::support::{exporter, get_json, post_event, spawn_app};
 use ccotel::config::{Config, Protocol};
 use ccotel::model::{Event, Payload};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
@@ -673,14 +673,7 @@ async fn a_full_disk_is_reported_counted_and_receiving_goes_on() {
     let mut health = Value::Null;
     let until = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < until {
-        health = client
-            .get(format!("{}/healthz", serve.http))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        health = get_json(&client, &format!("{}/healthz", serve.http)).await;
         let e = &health["exporters"]["down"];
         if e["enqueued"].as_u64().unwrap() + e["queue_write_errors"].as_u64().unwrap() >= accepted {
             break;
@@ -757,15 +750,9 @@ async fn the_command_hook_trusts_a_private_ca_when_told() {
     std::fs::write(&not_pem, "not a certificate").unwrap();
     let health = format!("https://localhost:{}/healthz", app.http.port());
     let received = || async {
-        let h: serde_json::Value = https
-            .get(&health)
-            .send()
-            .await
+        get_json(&https, &health).await["receive"]["hook_events"]
+            .as_u64()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        h["receive"]["hook_events"].as_u64().unwrap()
     };
     let endpoint = format!("https://localhost:{}/v1/hooks", app.http.port());
     let event = r#"{"hook_event_name":"Stop","session_id":"s-private-ca"}"#;

@@ -109,15 +109,14 @@ impl App {
     }
 
     pub async fn health(&self) -> serde_json::Value {
-        self.client
-            .get(self.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        get_json(&self.client, &self.url("/healthz")).await
     }
+}
+
+/// GETs `url` and parses the JSON answer (`/healthz` of a ccotel the test
+/// reaches its own way: as a process, over TLS).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 /// An OTLP exporter block pointing at `endpoint`.

@@ -4,31 +4,47 @@
 //! assertions). Loopback only; rotel is not needed (its comparison is
 //! skipped without `ROTEL_BIN`), and nothing is installed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn bench(name: &str, args: &[&str]) -> String {
+/// Runs one benchmark against `ccotel` (a path to the server binary);
+/// returns its exit status, stdout and stderr.
+fn run_bench(
+    name: &str,
+    args: &[&str],
+    ccotel: &Path,
+    json: &Path,
+) -> (std::process::ExitStatus, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let json: PathBuf = dir.path().join("results.jsonl");
     let out = Command::new(env!("CARGO_BIN_EXE_ccotel-bench"))
         .arg(name)
         .args(args)
-        .args(["--ccotel", env!("CARGO_BIN_EXE_ccotel")])
+        .arg("--ccotel")
+        .arg(ccotel)
         .args(["--reps", "1", "--settle-ms", "100"])
         .arg("--workdir")
         .arg(dir.path())
         .arg("--json")
-        .arg(&json)
+        .arg(json)
         .env_remove("ROTEL_BIN")
         .env_remove("CCOTEL_BIN")
         .output()
         .expect("ccotel-bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn bench(name: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let json: PathBuf = dir.path().join("results.jsonl");
+    let ccotel = Path::new(env!("CARGO_BIN_EXE_ccotel"));
+    let (status, stdout, stderr) = run_bench(name, args, ccotel, &json);
     assert!(
-        out.status.success(),
-        "ccotel-bench {name} failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status.success(),
+        "ccotel-bench {name} failed ({status}):\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("### "), "no table from {name}:\n{stdout}");
     let lines = std::fs::read_to_string(&json).unwrap_or_default();
@@ -114,6 +130,54 @@ fn grpc_tail() {
 #[test]
 fn idle_rss() {
     bench("idle", &["--settle-s", "0"]);
+}
+
+/// A stand-in for `ccotel` that fails at start the way a taken port makes
+/// ccotel fail, `failures` times, and then runs the real one.
+fn flaky_ccotel(dir: &Path, failures: usize, message: &str) -> PathBuf {
+    let script = dir.join("ccotel");
+    let count = dir.join("starts");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho x >> '{count}'\nif [ \"$(wc -l < '{count}')\" -le {failures} ]; then\n  printf 'Error: {message}\\n' >&2\n  exit 1\nfi\nexec '{real}' \"$@\"\n",
+            count = count.display(),
+            real = env!("CARGO_BIN_EXE_ccotel"),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// Another process can take a port between the benchmark's pick and the
+/// server's bind; the benchmark then starts the server again on other ports
+/// instead of failing the whole run.
+#[test]
+fn a_port_taken_at_start_is_retried_on_other_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken =
+        "cannot listen on 127.0.0.1:20000 (server.http): Address already in use (os error 98)";
+    let ccotel = flaky_ccotel(dir.path(), 1, taken);
+    let json = dir.path().join("results.jsonl");
+    let (status, stdout, stderr) = run_bench("idle", &["--settle-s", "0"], &ccotel, &json);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("starting again on other ports"), "{stderr}");
+}
+
+/// Any other failure at start ends the run, and the error carries what the
+/// server printed: its scratch directory may be gone when anyone looks.
+#[test]
+fn a_server_that_fails_at_start_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let ccotel = flaky_ccotel(dir.path(), 9, "config: unknown key server.htp");
+    let json = dir.path().join("results.jsonl");
+    let (status, stdout, stderr) = run_bench("idle", &["--settle-s", "0"], &ccotel, &json);
+    assert!(!status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("exited at start"), "{stderr}");
+    assert!(stderr.contains("unknown key server.htp"), "{stderr}");
+    assert!(!stderr.contains("starting again"), "{stderr}");
 }
 
 #[test]

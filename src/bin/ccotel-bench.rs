@@ -11,6 +11,9 @@
 //!
 //! See BENCHMARKS.md for the method, the commands and the results.
 
+#[path = "ccotel-bench/ports.rs"]
+mod ports;
+
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
@@ -22,10 +25,11 @@ use opentelemetry_proto::tonic::collector::{
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use ports::free_port;
 use prost::Message;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -614,12 +618,13 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A free loopback port (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("cannot bind a loopback port")
+/// How many times a server is started on fresh ports when another process
+/// took one of them between the pick and the bind.
+const START_ATTEMPTS: usize = 3;
+
+/// Whether a server failed to start only because a port it was given was taken.
+fn port_taken(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("Address already in use")
 }
 
 fn ccotel_bin(common: &Common) -> Result<PathBuf> {
@@ -740,6 +745,23 @@ fn spawn_pinned(cpu: Option<usize>, program: &Path, args: &[String]) -> Command 
 
 impl Server {
     fn start_ccotel(common: &Common, opts: &CcotelOpts) -> Result<Server> {
+        Self::start_retrying(|| Self::try_start_ccotel(common, opts))
+    }
+
+    fn start_retrying(start: impl Fn() -> Result<Server>) -> Result<Server> {
+        let mut attempt = 1;
+        loop {
+            match start() {
+                Err(e) if attempt < START_ATTEMPTS && port_taken(&e) => {
+                    note(format!("{e:#}; starting again on other ports"));
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn try_start_ccotel(common: &Common, opts: &CcotelOpts) -> Result<Server> {
         let dir = scratch(common, "ccotel")?;
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
@@ -798,6 +820,10 @@ impl Server {
     }
 
     fn start_rotel(common: &Common, rotel: &Path, sink: SocketAddr) -> Result<Server> {
+        Self::start_retrying(|| Self::try_start_rotel(common, rotel, sink))
+    }
+
+    fn try_start_rotel(common: &Common, rotel: &Path, sink: SocketAddr) -> Result<Server> {
         let dir = scratch(common, "rotel")?;
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
         let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
@@ -850,9 +876,10 @@ impl Server {
         while Instant::now() < until {
             if let Some(st) = self.child.try_wait()? {
                 bail!(
-                    "{} exited at start ({st}); see {}",
+                    "{} exited at start ({st}); its output, kept in {}:\n{}",
                     self.kind.name(),
-                    self.dir.display()
+                    self.dir.display(),
+                    self.output_tail()
                 );
             }
             if ready(self) {
@@ -861,6 +888,26 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         bail!("{} did not become ready in 20 s", self.kind.name())
+    }
+
+    /// The last lines the server wrote, for an error that must stand alone:
+    /// a test's scratch directory is gone by the time anyone reads it.
+    fn output_tail(&self) -> String {
+        let files: &[&str] = match self.kind {
+            Kind::Rotel => &["rotel.out", "rotel.log"],
+            _ => &["ccotel.log"],
+        };
+        let mut text = String::new();
+        for f in files {
+            let body = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+            let lines: Vec<&str> = body.lines().collect();
+            for l in &lines[lines.len().saturating_sub(20)..] {
+                text.push_str("  ");
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        text
     }
 
     fn cpu(&self) -> f64 {

@@ -3,6 +3,7 @@
 
 use crate::support::backend::{Backend, Mode};
 use crate::support::fixtures::{self, Sources};
+use crate::support::ports::free_port;
 use crate::support::{eventually, exporter, post_event, spawn_app, App};
 use ccotel::config::{Config, Protocol};
 use ccotel::model::Payload;
@@ -136,14 +137,6 @@ async fn throttling_with_retry_after_is_honoured() {
 pub struct Serve {
     child: Child,
     pub http: String,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Serve {

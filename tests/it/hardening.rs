@@ -639,7 +639,8 @@ fn stderr_of(dir: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_reported_counted_and_receiving_goes_on() {
-    use crate::delivery::{free_port, Serve};
+    use crate::delivery::Serve;
+    use crate::support::ports::free_port;
     let dir = tempfile::tempdir().unwrap();
     // The exporter's backend is down, so its queue has to grow on disk.
     let config = format!(

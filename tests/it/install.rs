@@ -1,6 +1,7 @@
 //! `ccotel install`, `uninstall` and `doctor` end to end: the real binary on
 //! real settings files in a temporary directory.
 
+use crate::support::ports::free_port;
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -523,15 +524,6 @@ fn without_the_hook_binary_hooks_run_ccotel_hook_and_doctor_says_so() {
     let (code, _, all) = run_lone(&["uninstall", "--settings", settings]);
     assert_eq!(code, Some(0), "{all}");
     assert_eq!(read_json(&path), json!({}));
-}
-
-/// A free local port (released right away; the race is acceptable here).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// `ccotel serve`, killed on drop.

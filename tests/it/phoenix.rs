@@ -3,6 +3,7 @@
 //! API must be the tree ccotel built.
 
 use crate::support::fixtures::{self, Sources};
+use crate::support::ports::free_port;
 use crate::support::{exporter, post_event, spawn_app};
 use ccotel::config::{Config, Protocol};
 use serde_json::Value;
@@ -31,14 +32,6 @@ impl Drop for Phoenix {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

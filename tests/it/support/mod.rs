@@ -2,6 +2,8 @@
 
 pub mod backend;
 pub mod fixtures;
+#[path = "../../../src/bin/ccotel-bench/ports.rs"]
+pub mod ports;
 
 use ccotel::config::{Config, ExporterConfig, Protocol};
 use ccotel::model::{Event, Payload};

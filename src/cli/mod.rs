@@ -72,6 +72,10 @@ pub struct QueryArgs {
     /// The server's token (server.token), for `--server`.
     #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// server, besides the public
+    /// roots (a gateway with a private CA).
+    #[arg(long, env = "CCOTEL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// The local store directory [default: the user's data dir].
     #[arg(long, env = "CCOTEL_STORE_PATH")]
     pub store: Option<PathBuf>,
@@ -140,6 +144,10 @@ pub struct TailArgs {
     /// The server's token (server.token).
     #[arg(long, env = "CCOTEL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// server, besides the public
+    /// roots (a gateway with a private CA).
+    #[arg(long, env = "CCOTEL_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print one JSON object per span.
     #[arg(long)]
     pub json: bool,

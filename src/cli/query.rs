@@ -24,7 +24,13 @@ async fn source(q: &QueryArgs) -> anyhow::Result<Source> {
         .store
         .clone()
         .unwrap_or_else(crate::config::default_store_path);
-    Source::open(q.server.as_deref(), q.token.as_deref(), &store).await
+    Source::open(
+        q.server.as_deref(),
+        q.token.as_deref(),
+        q.ca_cert.as_deref(),
+        &store,
+    )
+    .await
 }
 
 /// `--since 2h` / `--since 7d` / `--since 2026-11-01` as unix ns.
@@ -457,9 +463,13 @@ pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
     use crate::query::pb::TailRequest;
     let style = Style::detect();
     runtime()?.block_on(async {
-        let mut client = crate::query::source::connect(&args.server, args.token.as_deref())
-            .await
-            .context("is `ccotel serve` running?")?;
+        let mut client = crate::query::source::connect(
+            &args.server,
+            args.token.as_deref(),
+            args.ca_cert.as_deref(),
+        )
+        .await
+        .context("is `ccotel serve` running?")?;
         let mut stream = client
             .tail(TailRequest {
                 session_id_prefix: args.session.clone().unwrap_or_default(),

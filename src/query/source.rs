@@ -39,21 +39,38 @@ impl tonic::service::Interceptor for Bearer {
 pub type Remote =
     QueryClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>>;
 
-/// Connects to a ccotel's query API.
-pub async fn connect(url: &str, token: Option<&str>) -> anyhow::Result<Remote> {
+/// Connects to a ccotel's query API. For https://, the public roots are
+/// trusted, and also the PEM certificates in `ca_cert`: a team gateway's
+/// certificate is often signed by a private CA.
+pub async fn connect(
+    url: &str,
+    token: Option<&str>,
+    ca_cert: Option<&Path>,
+) -> anyhow::Result<Remote> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
         .with_context(|| format!("{url:?} is not a URL"))?;
     if url.starts_with("https://") {
-        endpoint = endpoint.tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .with_webpki_roots()
-                .with_enabled_roots(),
-        )?;
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .with_webpki_roots()
+            .with_enabled_roots();
+        if let Some(path) = ca_cert {
+            // The hook's own loader, for the same checks and messages.
+            crate::cli::hook_http::add_ca_certs(&mut rustls::RootCertStore::empty(), path)?;
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-cert {}: cannot read it", path.display()))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        endpoint = endpoint.tls_config(tls)?;
     }
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach ccotel's query API at {url}"))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let e = anyhow::Error::from(e);
+        let hint = if ca_cert.is_none() && format!("{e:#}").contains("UnknownIssuer") {
+            " (if a private CA signed its certificate, pass --ca-cert <PEM file> or set CCOTEL_CA_CERT)"
+        } else {
+            ""
+        };
+        e.context(format!("cannot reach ccotel's query API at {url}{hint}"))
+    })?;
     Ok(QueryClient::with_interceptor(channel, Bearer::new(token)?))
 }
 
@@ -68,10 +85,11 @@ impl Source {
     pub async fn open(
         server: Option<&str>,
         token: Option<&str>,
+        ca_cert: Option<&Path>,
         store_dir: &Path,
     ) -> anyhow::Result<Source> {
         match server {
-            Some(url) => Ok(Source::Remote(connect(url, token).await?)),
+            Some(url) => Ok(Source::Remote(connect(url, token, ca_cert).await?)),
             None => {
                 if !store_dir.join("ccotel.db").exists() {
                     anyhow::bail!(

@@ -811,3 +811,71 @@ async fn the_command_hook_trusts_a_private_ca_when_told() {
     }
     app.shutdown().await;
 }
+
+/// The query commands against a gateway whose certificate a private CA
+/// signed: `--ca-cert` (or `CCOTEL_CA_CERT`) makes them trust it; without
+/// it, or with a file that holds no certificate, they fail and say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_commands_trust_a_private_ca_when_told() {
+    let TlsApp {
+        app,
+        cert_path,
+        dir,
+        ..
+    } = tls_app().await;
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let server = format!("https://localhost:{}", app.grpc.port());
+    let run = move |flag: Option<&Path>, var: Option<&Path>, command: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ccotel"));
+        cmd.args(command)
+            .args(["--server", &server])
+            .env_remove("CCOTEL_CA_CERT")
+            .env_remove("CCOTEL_TOKEN");
+        if let Some(f) = flag {
+            cmd.arg("--ca-cert").arg(f);
+        }
+        if let Some(v) = var {
+            cmd.env("CCOTEL_CA_CERT", v);
+        }
+        cmd.output().unwrap()
+    };
+    let (with_flag, with_var, without, not_a_cert, tail_without) =
+        tokio::task::spawn_blocking(move || {
+            let list = ["sessions", "--json"];
+            (
+                run(Some(&cert_path), None, &list),
+                run(None, Some(&cert_path), &list),
+                run(None, None, &list),
+                run(Some(&not_pem), None, &list),
+                run(None, None, &["tail"]),
+            )
+        })
+        .await
+        .unwrap();
+    for (what, out) in [("--ca-cert", &with_flag), ("CCOTEL_CA_CERT", &with_var)] {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: Value = serde_json::from_str(&stdout).expect("a JSON answer");
+        assert!(listed.is_array(), "{what}: {stdout}");
+    }
+    for (what, out) in [("no CA", &without), ("tail, no CA", &tail_without)] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}");
+        assert!(
+            stderr.contains("cannot reach") && stderr.contains("--ca-cert"),
+            "{what}: {stderr}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&not_a_cert.stderr);
+    assert!(!not_a_cert.status.success());
+    assert!(
+        stderr.contains("not.pem") && stderr.contains("no certificate"),
+        "{stderr}"
+    );
+    app.shutdown().await;
+}

@@ -257,6 +257,10 @@ struct SessionsArgs {
     /// memory was freed and reused (kept by the allocator, not by ccotel).
     #[arg(long)]
     second_wave: bool,
+    /// After each RSS reading, wait this many seconds with the server up,
+    /// so that its heap can be inspected (gdb, pmap); its pid is printed.
+    #[arg(long, default_value_t = 0)]
+    hold_s: u64,
 }
 
 #[derive(Args)]
@@ -908,6 +912,18 @@ impl Server {
             }
         }
         text
+    }
+
+    /// Keeps the server up `secs` seconds for an operator to inspect.
+    async fn hold(&self, what: &str, secs: u64) {
+        if secs > 0 {
+            note(format!(
+                "{what}: holding pid {} for {secs} s (RSS {} KiB)",
+                self.pid,
+                self.rss().0
+            ));
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+        }
     }
 
     fn cpu(&self) -> f64 {
@@ -3017,6 +3033,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 .await;
             let cpu = server.cpu() - cpu0;
             let (active_rss, active_hwm) = server.rss();
+            server.hold("sessions open and quiet", a.hold_s).await;
             // End every session, let the spans go out, then measure again.
             let ends = held.len() as u64;
             send_held(server.http, held, 8, deadline).await?;
@@ -3028,6 +3045,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 .await;
             let cpu_all = server.cpu() - cpu0;
             let (ended_rss, hwm) = server.rss();
+            server.hold("sessions ended", a.hold_s).await;
             if a.second_wave {
                 let (_, held) = replay_sessions(
                     server.http,

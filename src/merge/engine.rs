@@ -4,9 +4,11 @@
 //! (Claude Code batches logs and spans every 5 s). Each span is exported once;
 //! the ids of exported spans survive restarts and resumed sessions.
 
+use super::finished::Finished;
 use super::render::{self, RenderOptions, Tree};
 use super::route;
 use super::session::Session;
+use super::sid::Sid;
 use super::transcript;
 use crate::config::MergeConfig;
 use crate::export::queue::Encoded;
@@ -16,7 +18,7 @@ use crate::model::{Event, Payload, Signal};
 use crate::receive::{Accepted, Activity};
 use crate::store::{SessionMeta, Store};
 use crate::telemetry::Stats;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -102,61 +104,17 @@ impl Rebuilt {
     }
 }
 
-/// A session id held without a heap allocation of its own when it is short
-/// (Claude Code's are 36-byte UUIDs). Evicted and finished sessions keep
-/// their ids while the memory around them is freed, and one small
-/// allocation left in a freed region keeps its whole page resident.
-#[derive(Clone)]
-enum Sid {
-    Inline(u8, [u8; SID_INLINE]),
-    Heap(Box<str>),
-}
-
-const SID_INLINE: usize = 47;
-
-impl Sid {
-    fn new(s: &str) -> Sid {
-        if s.len() <= SID_INLINE {
-            let mut b = [0u8; SID_INLINE];
-            b[..s.len()].copy_from_slice(s.as_bytes());
-            Sid::Inline(s.len() as u8, b)
-        } else {
-            Sid::Heap(s.into())
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Copied from a str, cut at its length.
-            Sid::Inline(n, b) => std::str::from_utf8(&b[..*n as usize]).unwrap_or_default(),
-            Sid::Heap(s) => s,
-        }
+/// A map's table keeps its largest size when entries leave it. The live
+/// sessions' table takes 800 bytes a slot, and thousands of sessions pass
+/// through memory at once during a burst (measured at 10 000 sessions: see
+/// BENCHMARKS.md, round 10), so a table sized for them keeps megabytes once
+/// they have left. Shrinks a map that is mostly empty to twice its length,
+/// so that a map near the bound is not shrunk and grown again each time.
+fn shrink_if_mostly_empty<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.capacity() > 4 * map.len() {
+        map.shrink_to(2 * map.len());
     }
 }
-
-impl std::hash::Hash for Sid {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.as_str().hash(h)
-    }
-}
-
-impl PartialEq for Sid {
-    fn eq(&self, other: &Sid) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Sid {}
-
-impl std::borrow::Borrow<str> for Sid {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-/// How many finished sessions keep their exported-span ids in memory (the
-/// store keeps them all).
-const FINISHED_MEMORY: usize = 4096;
 
 /// How often freed session memory is handed back to the system while
 /// sessions keep leaving memory (measured: 1–7 ms for a 190 MiB heap).
@@ -169,8 +127,7 @@ pub struct Engine {
     /// Open sessions with nothing left to export that went quiet: rebuilt
     /// from the store when they hear from Claude Code again.
     evicted: HashMap<Sid, Evicted>,
-    finished: HashMap<Sid, Box<[[u8; 8]]>>,
-    finished_order: VecDeque<Sid>,
+    finished: Finished,
     /// Sessions finished by the last tick, to mark closed once recorded.
     closing: Vec<String>,
     /// Sessions that left memory since free memory was last handed back to
@@ -192,8 +149,7 @@ impl Engine {
             cfg,
             sessions: HashMap::new(),
             evicted: HashMap::new(),
-            finished: HashMap::new(),
-            finished_order: VecDeque::new(),
+            finished: Finished::default(),
             closing: Vec::new(),
             released: 0,
             trimmed_at: 0,
@@ -325,8 +281,8 @@ impl Engine {
 
     fn live(&mut self, sid: &str, stored: Option<i64>) -> &mut Live {
         if !self.sessions.contains_key(sid) {
-            let exported = match self.finished.remove(sid) {
-                Some(ids) => ids.iter().copied().collect(),
+            let exported = match self.finished.take(sid) {
+                Some(ids) => ids,
                 None => self
                     .store
                     .as_ref()
@@ -597,15 +553,7 @@ impl Engine {
         }
         for sid in &done {
             if let Some(live) = self.sessions.remove(sid) {
-                let sid = Sid::new(sid);
-                self.finished
-                    .insert(sid.clone(), live.exported.into_iter().collect());
-                self.finished_order.push_back(sid);
-                while self.finished_order.len() > FINISHED_MEMORY {
-                    if let Some(old) = self.finished_order.pop_front() {
-                        self.finished.remove(&old);
-                    }
-                }
+                self.finished.insert(sid, live.exported);
             }
         }
         for sid in &quiet {
@@ -619,6 +567,8 @@ impl Engine {
         self.released_calls += released_calls;
         let waited = now.saturating_sub(self.trimmed_at) >= TRIM_EVERY;
         if (self.released > 0 && (leaving == 0 || waited)) || (self.released_calls > 0 && waited) {
+            shrink_if_mostly_empty(&mut self.sessions);
+            shrink_if_mostly_empty(&mut self.evicted);
             crate::heap::trim();
             self.released = 0;
             self.released_calls = 0;
@@ -918,4 +868,67 @@ fn send(fanout: &FanOut, stats: &Stats, exports: &[Export]) {
         ))));
     }
     fanout.push(&items);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HookEvent, Transport};
+
+    fn hook(sid: &str, name: &str, at: u64) -> Event {
+        let body = format!(r#"{{"session_id":"{sid}","hook_event_name":"{name}"}}"#);
+        Event {
+            received_at: at,
+            transport: Transport::HookHttp,
+            payload: Payload::Hook(HookEvent::parse(body.as_bytes()).expect("a hook")),
+            wire: None,
+        }
+    }
+
+    /// Thousands of sessions in memory at once, then gone quiet and out of
+    /// memory: the table that held them does not keep its size (800 bytes
+    /// a slot) for the rest of the process's life.
+    #[test]
+    fn the_live_sessions_table_shrinks_once_they_leave_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let cfg = MergeConfig {
+            grace_period: Duration::from_millis(1),
+            evict_after: Duration::from_millis(1),
+            read_transcripts: false,
+            ..Default::default()
+        };
+        let mut engine = Engine::new(cfg, Some(store));
+        const S: u64 = 1_000_000_000;
+        let events: Vec<Event> = (0..3000)
+            .map(|i| hook(&format!("session-{i}"), "SessionStart", S))
+            .collect();
+        engine.ingest(&events);
+        assert_eq!(engine.counts(), (3000, 0));
+        let grown = engine.sessions.capacity();
+        assert!(grown >= 3000);
+        for now in [2 * S, 3 * S, 4 * S] {
+            let due = engine.tick(now, false);
+            engine.record(&due);
+        }
+        assert_eq!(engine.counts(), (0, 3000), "every session left memory");
+        assert!(
+            engine.sessions.capacity() <= 64,
+            "the table kept {} slots",
+            engine.sessions.capacity()
+        );
+        // Back in memory, then out again: the table follows.
+        let events: Vec<Event> = (0..100)
+            .map(|i| hook(&format!("session-{i}"), "UserPromptSubmit", 5 * S))
+            .collect();
+        engine.ingest(&events);
+        assert_eq!(engine.counts(), (100, 2900));
+        for now in [6 * S, 7 * S, 8 * S] {
+            let due = engine.tick(now, false);
+            engine.record(&due);
+        }
+        assert_eq!(engine.counts(), (0, 3000));
+        assert!(engine.sessions.capacity() <= 64);
+        assert!(engine.sessions.capacity() < grown);
+    }
 }

@@ -14,7 +14,7 @@ use crate::config::MergeConfig;
 use crate::export::queue::Encoded;
 use crate::export::{ExportItem, FanOut};
 use crate::model::span::{to_request, Attr, SpanRecord};
-use crate::model::{Event, Payload, Signal};
+use crate::model::{Event, HookEventName, Payload, Signal};
 use crate::receive::{Accepted, Activity};
 use crate::store::{SessionMeta, Store};
 use crate::telemetry::Stats;
@@ -46,6 +46,9 @@ struct Live {
     from_event: Option<i64>,
     /// Spans were exported that the store has not recorded yet.
     unrecorded: bool,
+    /// When the SessionEnd of a session out of memory came: the spans it
+    /// completed wait out their grace from then, not from the rebuild.
+    ended_out_of_memory: Option<u64>,
 }
 
 /// What stays in memory of an open session evicted from it: enough to
@@ -54,6 +57,11 @@ struct Live {
 struct Evicted {
     last_event: u64,
     from_event: i64,
+    /// When its SessionEnd came, stored but not applied: the session stays
+    /// out of memory until its last spans are due. (When thousands of
+    /// sessions end at once, rebuilding each at its SessionEnd held them
+    /// all in memory through the grace period.)
+    ended_at: Option<std::num::NonZeroU64>,
 }
 
 /// A session rebuilt from its stored events.
@@ -238,11 +246,17 @@ impl Engine {
             .iter()
             .map(|e| (e, route::sessions_of(e).into_iter().collect()))
             .collect();
+        // A SessionEnd for sessions out of memory is stored and held: they
+        // are rebuilt when their last spans are due (see `tick`).
+        let held: Vec<bool> = routed
+            .iter()
+            .map(|(e, sids)| self.can_hold(e, sids))
+            .collect();
         // An evicted session is rebuilt from the events stored so far, before
         // these are added to them.
         if !self.evicted.is_empty() {
-            for (_, sids) in &routed {
-                for sid in sids {
+            for ((_, sids), held) in routed.iter().zip(&held) {
+                for sid in sids.iter().filter(|_| !held) {
                     self.revive(sid);
                 }
             }
@@ -260,8 +274,38 @@ impl Engine {
             }
         }
         for (i, event) in events.iter().enumerate() {
-            self.apply(event, ids.get(i).copied().flatten());
+            let stored = ids.get(i).copied().flatten();
+            if !(held[i] && stored.is_some() && self.hold_end(event, &routed[i].1)) {
+                self.apply(event, stored);
+            }
         }
+    }
+
+    /// Whether `event` is a SessionEnd whose sessions are all out of memory.
+    fn can_hold(&self, event: &Event, sids: &[String]) -> bool {
+        matches!(&event.payload, Payload::Hook(h) if h.name == HookEventName::SessionEnd)
+            && std::num::NonZeroU64::new(event.received_at).is_some()
+            && !sids.is_empty()
+            && sids.iter().all(|s| self.evicted.contains_key(s.as_str()))
+    }
+
+    /// Holds a stored SessionEnd for its sessions if they are all still out
+    /// of memory (an earlier event of the same batch may have brought one
+    /// back); false when it must be applied.
+    fn hold_end(&mut self, event: &Event, sids: &[String]) -> bool {
+        let Some(at) = std::num::NonZeroU64::new(event.received_at) else {
+            return false;
+        };
+        if !sids.iter().all(|s| self.evicted.contains_key(s.as_str())) {
+            return false;
+        }
+        for sid in sids {
+            if let Some(stub) = self.evicted.get_mut(sid.as_str()) {
+                stub.last_event = stub.last_event.max(event.received_at);
+                stub.ended_at = Some(stub.ended_at.map_or(at, |t| t.min(at)));
+            }
+        }
+        true
     }
 
     /// Applies one event, stored under `stored` (when it was).
@@ -300,6 +344,7 @@ impl Engine {
                     idle_closed_at: None,
                     from_event: stored,
                     unrecorded: false,
+                    ended_out_of_memory: None,
                 },
             );
         }
@@ -338,6 +383,7 @@ impl Engine {
             Evicted {
                 last_event: live.last_event,
                 from_event,
+                ended_at: None,
             },
         );
     }
@@ -360,6 +406,9 @@ impl Engine {
             }
         };
         self.insert_rebuilt(sid, rebuilt, stub.last_event, stub.from_event);
+        if let (Some(at), Some(live)) = (stub.ended_at, self.sessions.get_mut(sid)) {
+            live.ended_out_of_memory = Some(at.get());
+        }
     }
 
     /// Puts a rebuilt session back in memory, as it was when it left: a
@@ -376,6 +425,7 @@ impl Engine {
                 idle_closed_at: None,
                 from_event: rebuilt.first.map(|_| from_event),
                 unrecorded: false,
+                ended_out_of_memory: None,
             },
         );
     }
@@ -425,11 +475,16 @@ impl Engine {
     pub fn tick(&mut self, now: u64, flush: bool) -> Vec<Export> {
         let grace = self.cfg.grace_period.as_nanos() as u64;
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
-        // Evicted sessions that timed out come back to be closed.
+        // Evicted sessions that timed out, or whose SessionEnd has waited out
+        // the grace, come back to be closed.
         let timed_out: Vec<Sid> = self
             .evicted
             .iter()
-            .filter(|(_, e)| now.saturating_sub(e.last_event) >= idle)
+            .filter(|(_, e)| {
+                now.saturating_sub(e.last_event) >= idle
+                    || e.ended_at
+                        .is_some_and(|at| now.saturating_sub(at.get()) >= grace)
+            })
             .map(|(sid, _)| sid.clone())
             .collect();
         for sid in timed_out {
@@ -505,6 +560,7 @@ impl Engine {
             // its entry would make the session render on every tick and
             // never leave memory.
             let waited = std::mem::take(&mut live.first_complete);
+            let complete_since = live.ended_out_of_memory.take().unwrap_or(now);
             for r in tree.spans {
                 if live.exported.contains(&r.span.span_id) {
                     continue;
@@ -513,7 +569,10 @@ impl Engine {
                     all_done = false;
                     continue;
                 }
-                let since = waited.get(&r.span.span_id).copied().unwrap_or(now);
+                let since = waited
+                    .get(&r.span.span_id)
+                    .copied()
+                    .unwrap_or(complete_since);
                 if !(flush || now.saturating_sub(since) >= grace) {
                     live.first_complete.insert(r.span.span_id, since);
                     all_done = false;
@@ -930,5 +989,52 @@ mod tests {
         assert_eq!(engine.counts(), (0, 3000));
         assert!(engine.sessions.capacity() <= 64);
         assert!(engine.sessions.capacity() < grown);
+    }
+
+    /// Thousands of quiet sessions out of memory end at once: none comes
+    /// back into memory to wait out its grace; each is rebuilt once its
+    /// root span is due, and closes in that same tick.
+    #[test]
+    fn sessions_out_of_memory_that_end_stay_out_until_their_root_is_due() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let cfg = MergeConfig {
+            grace_period: Duration::from_secs(2),
+            evict_after: Duration::from_millis(1),
+            read_transcripts: false,
+            ..Default::default()
+        };
+        let mut engine = Engine::new(cfg, Some(store));
+        const S: u64 = 1_000_000_000;
+        let n = 500;
+        let sid = |i: usize| format!("session-{i}");
+        let starts: Vec<Event> = (0..n).map(|i| hook(&sid(i), "SessionStart", S)).collect();
+        engine.ingest(&starts);
+        for now in [2 * S, 4 * S] {
+            let due = engine.tick(now, false);
+            engine.record(&due);
+        }
+        assert_eq!(engine.counts(), (0, n), "every session left memory");
+        let ends: Vec<Event> = (0..n)
+            .map(|i| hook(&sid(i), "SessionEnd", 10 * S))
+            .collect();
+        engine.ingest(&ends);
+        assert_eq!(engine.counts(), (0, n), "a SessionEnd is held, not applied");
+        let due = engine.tick(11 * S, false);
+        assert!(due.is_empty());
+        assert_eq!(engine.counts(), (0, n), "still out during the grace");
+        let due = engine.tick(12 * S, false);
+        engine.record(&due);
+        assert_eq!(engine.counts(), (0, 0), "all closed once due");
+        let roots: Vec<&SpanRecord> = due
+            .iter()
+            .flat_map(|x| &x.spans)
+            .filter(|s| s.parent_span_id.is_none())
+            .collect();
+        assert_eq!(roots.len(), n, "each session's root, once");
+        assert!(
+            roots.iter().all(|r| r.end_ns == 10 * S),
+            "the root ends at the SessionEnd"
+        );
     }
 }

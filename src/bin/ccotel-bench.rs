@@ -3083,6 +3083,9 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
                 .fig(&row, "KiB/ended session")
                 .push((ended_rss as f64 - idle_rss as f64) / n as f64);
             table
+                .fig(&row, "peak while open MiB")
+                .push(mib(active_hwm));
+            table
                 .fig(&row, "peak RSS MiB")
                 .push(mib(hwm.max(active_hwm)));
             table
@@ -3126,6 +3129,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             ("ended RSS MiB", 1),
             ("KiB/ended session", 2),
             ("RSS after a 2nd wave MiB", 1),
+            ("peak while open MiB", 1),
             ("peak RSS MiB", 1),
             ("CPU µs/record", 1),
             ("CPU µs/request", 1),

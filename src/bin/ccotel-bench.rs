@@ -3082,9 +3082,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             table
                 .fig(&row, "KiB/ended session")
                 .push((ended_rss as f64 - idle_rss as f64) / n as f64);
-            table
-                .fig(&row, "peak while open MiB")
-                .push(mib(active_hwm));
+            table.fig(&row, "peak while open MiB").push(mib(active_hwm));
             table
                 .fig(&row, "peak RSS MiB")
                 .push(mib(hwm.max(active_hwm)));

@@ -2987,6 +2987,10 @@ fn dir_size(path: &Path) -> u64 {
     total
 }
 
+/// How long the sessions benchmark lets the server idle before it reads
+/// the RSS of quiet sessions.
+const IDLE_READ: Duration = Duration::from_secs(3);
+
 async fn sessions(a: SessionsArgs) -> Result<()> {
     let c = &a.common;
     let templates = Arc::new(load_templates(&c.fixtures, SCENARIOS)?);
@@ -3031,6 +3035,9 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             server
                 .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
+            // Idle means idle for a while: ccotel hands back what a burst
+            // freed once it has been quiet for 2 s.
+            tokio::time::sleep(IDLE_READ).await;
             let cpu = server.cpu() - cpu0;
             let (active_rss, active_hwm) = server.rss();
             server.hold("sessions open and quiet", a.hold_s).await;
@@ -3043,6 +3050,7 @@ async fn sessions(a: SessionsArgs) -> Result<()> {
             server
                 .settle(c.idle_window(), Duration::from_secs(120))
                 .await;
+            tokio::time::sleep(IDLE_READ).await;
             let cpu_all = server.cpu() - cpu0;
             let (ended_rss, hwm) = server.rss();
             server.hold("sessions ended", a.hold_s).await;

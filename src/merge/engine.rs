@@ -124,6 +124,11 @@ fn shrink_if_mostly_empty<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     }
 }
 
+/// How long after its last event or export a burst is over, and what it
+/// freed is handed back: the request buffers, batches and renders of other
+/// threads too, which no session's leaving accounts for.
+const QUIET_TRIM_AFTER: u64 = 2_000_000_000;
+
 /// How often freed session memory is handed back to the system while
 /// sessions keep leaving memory (measured: 1–7 ms for a 190 MiB heap).
 const TRIM_EVERY: u64 = 5_000_000_000;
@@ -142,6 +147,11 @@ pub struct Engine {
     /// the system, and when that was (engine clock).
     released: usize,
     trimmed_at: u64,
+    /// Whether events came or spans went out since the last trim, and when
+    /// last (engine clock): what a burst freed, in any thread, goes back
+    /// once it is over.
+    busy_since_trim: bool,
+    last_busy: u64,
     /// Calls whose content was dropped since then: a long session frees
     /// memory as its calls are exported, without ever leaving memory.
     released_calls: usize,
@@ -161,6 +171,8 @@ impl Engine {
             closing: Vec::new(),
             released: 0,
             trimmed_at: 0,
+            busy_since_trim: false,
+            last_busy: 0,
             released_calls: 0,
             store,
             retention: Duration::from_secs(30 * 24 * 3600),
@@ -242,6 +254,10 @@ impl Engine {
 
     /// Writes events ahead to the store, then applies them.
     pub fn ingest(&mut self, events: &[Event]) {
+        if let Some(latest) = events.iter().map(|e| e.received_at).max() {
+            self.busy_since_trim = true;
+            self.last_busy = self.last_busy.max(latest);
+        }
         let routed: Vec<(&Event, Vec<String>)> = events
             .iter()
             .map(|e| (e, route::sessions_of(e).into_iter().collect()))
@@ -623,16 +639,26 @@ impl Engine {
         self.released += leaving;
         self.released_calls += released_calls;
         let waited = now.saturating_sub(self.trimmed_at) >= TRIM_EVERY;
-        if (self.released > 0 && (leaving == 0 || waited)) || (self.released_calls > 0 && waited) {
+        let quiet_after_burst =
+            self.busy_since_trim && now.saturating_sub(self.last_busy) >= QUIET_TRIM_AFTER;
+        if (self.released > 0 && (leaving == 0 || waited))
+            || (self.released_calls > 0 && waited)
+            || quiet_after_burst
+        {
             shrink_if_mostly_empty(&mut self.sessions);
             shrink_if_mostly_empty(&mut self.evicted);
             crate::heap::trim();
             self.released = 0;
             self.released_calls = 0;
             self.trimmed_at = now;
+            self.busy_since_trim = false;
             if let Some(stats) = &self.stats {
                 stats.inc(&stats.heap_trims);
             }
+        }
+        if !out.is_empty() {
+            self.busy_since_trim = true;
+            self.last_busy = self.last_busy.max(now);
         }
         self.closing.extend(done);
         if let Some(stats) = &self.stats {
@@ -1040,5 +1066,33 @@ mod tests {
             roots.iter().all(|r| r.end_ns == 5 * S),
             "the root ends at the SessionEnd"
         );
+    }
+
+    /// A burst of events that leaves every session in memory (nothing is
+    /// evicted or exported) still ends with one trim once it is over.
+    #[test]
+    fn a_burst_is_followed_by_one_trim_once_quiet() {
+        use std::sync::atomic::Ordering;
+        let stats = Arc::new(Stats::default());
+        let cfg = MergeConfig {
+            read_transcripts: false,
+            ..Default::default()
+        };
+        let mut engine = Engine::new(cfg, None).with_stats(stats.clone());
+        let trims = || stats.heap_trims.load(Ordering::Relaxed);
+        const S: u64 = 1_000_000_000;
+        let events: Vec<Event> = (0..50)
+            .map(|i| hook(&format!("s-{i}"), "SessionStart", S + i))
+            .collect();
+        engine.ingest(&events);
+        engine.tick(2 * S, false);
+        assert_eq!(trims(), 0, "not yet quiet");
+        engine.tick(3 * S + 100, false);
+        assert_eq!(trims(), 1, "quiet for 2 s");
+        engine.tick(10 * S, false);
+        assert_eq!(trims(), 1, "nothing since");
+        engine.ingest(&[hook("s-0", "UserPromptSubmit", 11 * S)]);
+        engine.tick(14 * S, false);
+        assert_eq!(trims(), 2, "after the next burst");
     }
 }

@@ -492,7 +492,8 @@ impl Engine {
         let grace = self.cfg.grace_period.as_nanos() as u64;
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
         // Evicted sessions that timed out, or whose SessionEnd has waited out
-        // the grace, come back to be closed: each is rebuilt in its turn
+        // the grace (or is held at shutdown), come back to be closed: each
+        // is rebuilt in its turn
         // below and leaves memory at once when it closes, so that thousands
         // ending together are not all in memory at the same time.
         let mut ids: Vec<String> = self.sessions.keys().cloned().collect();
@@ -502,7 +503,7 @@ impl Engine {
                 .filter(|(_, e)| {
                     now.saturating_sub(e.last_event) >= idle
                         || e.ended_at
-                            .is_some_and(|at| now.saturating_sub(at.get()) >= grace)
+                            .is_some_and(|at| flush || now.saturating_sub(at.get()) >= grace)
                 })
                 .map(|(sid, _)| sid.as_str().to_string()),
         );
@@ -1094,5 +1095,36 @@ mod tests {
         engine.ingest(&[hook("s-0", "UserPromptSubmit", 11 * S)]);
         engine.tick(14 * S, false);
         assert_eq!(trims(), 2, "after the next burst");
+    }
+
+    /// Shut down while a SessionEnd is held: the session closes in the
+    /// final flush, as it would have in memory.
+    #[test]
+    fn a_held_session_end_closes_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let cfg = MergeConfig {
+            grace_period: Duration::from_secs(2),
+            evict_after: Duration::from_millis(1),
+            read_transcripts: false,
+            ..Default::default()
+        };
+        let mut engine = Engine::new(cfg, Some(store));
+        const S: u64 = 1_000_000_000;
+        engine.ingest(&[hook("s-flush", "SessionStart", S)]);
+        for now in [2 * S, 4 * S] {
+            let due = engine.tick(now, false);
+            engine.record(&due);
+        }
+        engine.ingest(&[hook("s-flush", "SessionEnd", 5 * S)]);
+        assert_eq!(engine.counts(), (0, 1));
+        let due = engine.tick(5 * S + 1, true);
+        let roots = due
+            .iter()
+            .flat_map(|x| &x.spans)
+            .filter(|s| s.parent_span_id.is_none())
+            .count();
+        assert_eq!(roots, 1);
+        assert_eq!(engine.counts(), (0, 0));
     }
 }

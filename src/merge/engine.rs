@@ -969,20 +969,33 @@ mod tests {
         }
     }
 
+    /// An engine with a store in `dir` whose quiet sessions leave memory
+    /// after 1 ms.
+    fn evicting(dir: &tempfile::TempDir, grace: Duration) -> Engine {
+        let store = Store::open(dir.path()).expect("store");
+        let cfg = MergeConfig {
+            grace_period: grace,
+            evict_after: Duration::from_millis(1),
+            read_transcripts: false,
+            ..Default::default()
+        };
+        Engine::new(cfg, Some(store))
+    }
+
+    /// A tick at `now` whose exports are recorded, as `serve` does.
+    fn step(engine: &mut Engine, now: u64) -> Vec<Export> {
+        let due = engine.tick(now, false);
+        engine.record(&due);
+        due
+    }
+
     /// Thousands of sessions in memory at once, then gone quiet and out of
     /// memory: the table that held them does not keep its size (800 bytes
     /// a slot) for the rest of the process's life.
     #[test]
     fn the_live_sessions_table_shrinks_once_they_leave_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let cfg = MergeConfig {
-            grace_period: Duration::from_millis(1),
-            evict_after: Duration::from_millis(1),
-            read_transcripts: false,
-            ..Default::default()
-        };
-        let mut engine = Engine::new(cfg, Some(store));
+        let mut engine = evicting(&dir, Duration::from_millis(1));
         const S: u64 = 1_000_000_000;
         let events: Vec<Event> = (0..3000)
             .map(|i| hook(&format!("session-{i}"), "SessionStart", S))
@@ -992,8 +1005,7 @@ mod tests {
         let grown = engine.sessions.capacity();
         assert!(grown >= 3000);
         for now in [2 * S, 3 * S, 4 * S] {
-            let due = engine.tick(now, false);
-            engine.record(&due);
+            step(&mut engine, now);
         }
         assert_eq!(engine.counts(), (0, 3000), "every session left memory");
         assert!(
@@ -1008,8 +1020,7 @@ mod tests {
         engine.ingest(&events);
         assert_eq!(engine.counts(), (100, 2900));
         for now in [6 * S, 7 * S, 8 * S] {
-            let due = engine.tick(now, false);
-            engine.record(&due);
+            step(&mut engine, now);
         }
         assert_eq!(engine.counts(), (0, 3000));
         assert!(engine.sessions.capacity() <= 64);
@@ -1023,22 +1034,14 @@ mod tests {
     #[test]
     fn sessions_out_of_memory_that_end_stay_out_until_their_root_is_due() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let cfg = MergeConfig {
-            grace_period: Duration::from_secs(2),
-            evict_after: Duration::from_millis(1),
-            read_transcripts: false,
-            ..Default::default()
-        };
-        let mut engine = Engine::new(cfg, Some(store));
+        let mut engine = evicting(&dir, Duration::from_secs(2));
         const S: u64 = 1_000_000_000;
         let n = 500;
         let sid = |i: usize| format!("session-{i}");
         let starts: Vec<Event> = (0..n).map(|i| hook(&sid(i), "SessionStart", S)).collect();
         engine.ingest(&starts);
         for now in [2 * S, 4 * S] {
-            let due = engine.tick(now, false);
-            engine.record(&due);
+            step(&mut engine, now);
         }
         assert_eq!(engine.counts(), (0, n), "every session left memory");
         let ends: Vec<Event> = (0..n).map(|i| hook(&sid(i), "SessionEnd", 5 * S)).collect();
@@ -1102,19 +1105,11 @@ mod tests {
     #[test]
     fn a_held_session_end_closes_at_shutdown() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let cfg = MergeConfig {
-            grace_period: Duration::from_secs(2),
-            evict_after: Duration::from_millis(1),
-            read_transcripts: false,
-            ..Default::default()
-        };
-        let mut engine = Engine::new(cfg, Some(store));
+        let mut engine = evicting(&dir, Duration::from_secs(2));
         const S: u64 = 1_000_000_000;
         engine.ingest(&[hook("s-flush", "SessionStart", S)]);
         for now in [2 * S, 4 * S] {
-            let due = engine.tick(now, false);
-            engine.record(&due);
+            step(&mut engine, now);
         }
         engine.ingest(&[hook("s-flush", "SessionEnd", 5 * S)]);
         assert_eq!(engine.counts(), (0, 1));

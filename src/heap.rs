@@ -32,25 +32,47 @@ pub fn few_arenas() {
 /// records per request, in page faults; 1 MiB costs nothing measurable.)
 pub const MMAP_THRESHOLD: i32 = 1024 * 1024;
 
+/// How much free memory the top of the heap keeps before `free` hands it
+/// back by itself. ccotel hands memory back with [`trim`] when sessions
+/// leave and when a burst is over; glibc's own 128 KiB (which it raises
+/// with the mmap threshold, and no longer once that is fixed) made the
+/// heap shrink and grow again under steady load: 13.5 against 18.5 µs of
+/// system time per record at 100 records per request.
+pub const TRIM_THRESHOLD: i32 = 16 * 1024 * 1024;
+
 /// Keeps large allocations out of the heap, unless the operator chose a
 /// threshold (`MALLOC_MMAP_THRESHOLD_`, or `mmap_threshold` in
-/// `GLIBC_TUNABLES`). glibc raises its threshold each time a large block is
-/// freed, up to 32 MiB, so the big buffers of a burst (request bodies,
-/// tables of sessions, renders) end up in the heap among small long-lived
-/// allocations, and the pages they leave cannot be handed back. Measured at
-/// 10 000 quiet open sessions: 2.1–2.5 → 1.3 KiB of RSS per session
-/// (BENCHMARKS.md, round 10). Call it before any thread starts.
-pub fn fixed_mmap_threshold() {
+/// `GLIBC_TUNABLES`), and sets [`TRIM_THRESHOLD`] likewise. glibc raises
+/// its mmap threshold each time a large block is freed, up to 32 MiB, so
+/// the big buffers of a burst (request bodies, tables of sessions,
+/// renders) end up in the heap among small long-lived allocations, and the
+/// pages they leave cannot be handed back. Measured at 10 000 quiet open
+/// sessions: 2.1–2.5 → 1.2–1.3 KiB of RSS per session (BENCHMARKS.md,
+/// round 10). Call it before any thread starts.
+pub fn fixed_thresholds() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let chosen = std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("mmap_threshold"));
-        if !chosen {
-            // SAFETY: mallopt only sets a parameter of glibc's allocator.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        let set = |param: i32, value: i32, env: &str, tunable: &str| {
+            if std::env::var_os(env).is_none() && !tunables.contains(tunable) {
+                // SAFETY: mallopt only sets a parameter of glibc's allocator.
+                unsafe {
+                    libc::mallopt(param, value);
+                }
             }
-        }
+        };
+        set(
+            libc::M_MMAP_THRESHOLD,
+            MMAP_THRESHOLD,
+            "MALLOC_MMAP_THRESHOLD_",
+            "mmap_threshold",
+        );
+        set(
+            libc::M_TRIM_THRESHOLD,
+            TRIM_THRESHOLD,
+            "MALLOC_TRIM_THRESHOLD_",
+            "trim_threshold",
+        );
     }
 }
 
@@ -119,13 +141,66 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// This process's resident memory, in bytes.
+    fn rss_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+
+    /// Free memory at the top of the heap stays there until ccotel trims
+    /// it, instead of going back and coming again with every burst.
+    #[test]
+    fn the_heap_keeps_its_top_until_trimmed() {
+        if std::env::var_os("CCOTEL_HEAP_CHILD").is_some() {
+            if std::env::var_os("CCOTEL_HEAP_LIMIT").is_some() {
+                fixed_thresholds();
+            }
+            let blocks: Vec<Vec<u8>> = (0..16).map(|_| vec![1u8; 256 << 10]).collect();
+            let grown = rss_bytes();
+            drop(std::hint::black_box(blocks));
+            let kept = rss_bytes();
+            trim();
+            println!(
+                "KEPT={} TRIMMED={}",
+                grown.saturating_sub(kept),
+                grown.saturating_sub(rss_bytes())
+            );
+            return;
+        }
+        let run = |limit: bool| -> (u64, u64) {
+            let env: &[(&str, &str)] = if limit {
+                &[("CCOTEL_HEAP_LIMIT", "1")]
+            } else {
+                &[]
+            };
+            let text = run_child("heap::tests::the_heap_keeps_its_top_until_trimmed", env);
+            let field = |name: &str| -> u64 {
+                text.split(name)
+                    .nth(1)
+                    .and_then(|t| t.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in: {text}"))
+            };
+            (field("KEPT="), field("TRIMMED="))
+        };
+        // (given back by free / by trim, in bytes)
+        let (freed, trimmed) = run(true);
+        assert!(freed < 1 << 20, "free kept the top: {freed} given back");
+        assert!(trimmed >= 3 << 20, "trim gave it back: {trimmed}");
+        // The check can tell: glibc's own threshold gives it back at once.
+        let (freed, _) = run(false);
+        assert!(freed >= 3 << 20, "without the fixed threshold: {freed}");
+    }
+
     /// After a large block is freed, a smaller large one still gets pages
     /// of its own (glibc would have raised its threshold past it).
     #[test]
     fn large_blocks_stay_out_of_the_heap() {
         if std::env::var_os("CCOTEL_HEAP_CHILD").is_some() {
             if std::env::var_os("CCOTEL_HEAP_LIMIT").is_some() {
-                fixed_mmap_threshold();
+                fixed_thresholds();
             }
             drop(std::hint::black_box(vec![1u8; 16 << 20]));
             let before = mmapped_bytes();

@@ -15,7 +15,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     )?;
     crate::heap::few_arenas();
-    crate::heap::fixed_mmap_threshold();
+    crate::heap::fixed_thresholds();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(crate::sched::short_slices)

@@ -15,14 +15,20 @@ pub const ARENAS: i32 = 2;
 /// of their own, and each arena kept its own partly used pages.
 pub fn few_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-            || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-        if !chosen {
-            // SAFETY: mallopt only sets a parameter of glibc's allocator.
-            unsafe {
-                libc::mallopt(libc::M_ARENA_MAX, ARENAS);
-            }
+    set_unless_chosen(libc::M_ARENA_MAX, ARENAS, "MALLOC_ARENA_MAX", "arena_max");
+}
+
+/// Sets glibc allocator parameter `param` to `value`, unless the operator
+/// chose it, with environment variable `env` or `tunable` in
+/// `GLIBC_TUNABLES`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn set_unless_chosen(param: i32, value: i32, env: &str, tunable: &str) {
+    let chosen = std::env::var_os(env).is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains(tunable));
+    if !chosen {
+        // SAFETY: mallopt only sets a parameter of glibc's allocator.
+        unsafe {
+            libc::mallopt(param, value);
         }
     }
 }
@@ -52,22 +58,13 @@ pub const TRIM_THRESHOLD: i32 = 16 * 1024 * 1024;
 pub fn fixed_thresholds() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        let set = |param: i32, value: i32, env: &str, tunable: &str| {
-            if std::env::var_os(env).is_none() && !tunables.contains(tunable) {
-                // SAFETY: mallopt only sets a parameter of glibc's allocator.
-                unsafe {
-                    libc::mallopt(param, value);
-                }
-            }
-        };
-        set(
+        set_unless_chosen(
             libc::M_MMAP_THRESHOLD,
             MMAP_THRESHOLD,
             "MALLOC_MMAP_THRESHOLD_",
             "mmap_threshold",
         );
-        set(
+        set_unless_chosen(
             libc::M_TRIM_THRESHOLD,
             TRIM_THRESHOLD,
             "MALLOC_TRIM_THRESHOLD_",
@@ -125,20 +122,31 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// Runs this test binary again for test `name` alone, with `env` set,
-    /// and returns what it printed.
-    fn run_child(name: &str, env: &[(&str, &str)]) -> String {
+    /// Runs this test binary again for test `name` alone, in a process of
+    /// its own (with ccotel's settings when `limit`), free of the
+    /// operator's allocator settings, and returns what it printed.
+    fn run_child(name: &str, limit: bool) -> String {
         let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
         cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
             .env("CCOTEL_HEAP_CHILD", "1")
             .env_remove("MALLOC_ARENA_MAX")
             .env_remove("MALLOC_MMAP_THRESHOLD_")
+            .env_remove("MALLOC_TRIM_THRESHOLD_")
             .env_remove("GLIBC_TUNABLES");
-        for (k, v) in env {
-            cmd.env(k, v);
+        if limit {
+            cmd.env("CCOTEL_HEAP_LIMIT", "1");
         }
         let out = cmd.output().expect("run the test binary");
         String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The number a child printed after `key` (e.g. `ARENAS=`).
+    fn figure(text: &str, key: &str) -> u64 {
+        text.split(key)
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in: {text}"))
     }
 
     /// This process's resident memory, in bytes.
@@ -146,7 +154,10 @@ mod tests {
         std::fs::read_to_string("/proc/self/statm")
             .ok()
             .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |pages| pages * 4096)
+            .map_or(0, |pages| {
+                // SAFETY: sysconf only reads a system constant.
+                pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+            })
     }
 
     /// Free memory at the top of the heap stays there until ccotel trims
@@ -170,20 +181,8 @@ mod tests {
             return;
         }
         let run = |limit: bool| -> (u64, u64) {
-            let env: &[(&str, &str)] = if limit {
-                &[("CCOTEL_HEAP_LIMIT", "1")]
-            } else {
-                &[]
-            };
-            let text = run_child("heap::tests::the_heap_keeps_its_top_until_trimmed", env);
-            let field = |name: &str| -> u64 {
-                text.split(name)
-                    .nth(1)
-                    .and_then(|t| t.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or_else(|| panic!("no {name} in: {text}"))
-            };
-            (field("KEPT="), field("TRIMMED="))
+            let text = run_child("heap::tests::the_heap_keeps_its_top_until_trimmed", limit);
+            (figure(&text, "KEPT="), figure(&text, "TRIMMED="))
         };
         // (given back by free / by trim, in bytes)
         let (freed, trimmed) = run(true);
@@ -210,16 +209,8 @@ mod tests {
             return;
         }
         let run = |limit: bool| -> u64 {
-            let env: &[(&str, &str)] = if limit {
-                &[("CCOTEL_HEAP_LIMIT", "1")]
-            } else {
-                &[]
-            };
-            let text = run_child("heap::tests::large_blocks_stay_out_of_the_heap", env);
-            text.lines()
-                .find_map(|l| l.split("MMAPPED=").nth(1))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no figure in: {text}"))
+            let text = run_child("heap::tests::large_blocks_stay_out_of_the_heap", limit);
+            figure(&text, "MMAPPED=")
         };
         assert!(run(true) >= 2 << 20, "the block has pages of its own");
         // The check can tell: without the fixed threshold, it is in the heap.
@@ -257,19 +248,11 @@ mod tests {
             return;
         }
         let run = |limit: bool| -> usize {
-            let env: &[(&str, &str)] = if limit {
-                &[("CCOTEL_HEAP_LIMIT", "1")]
-            } else {
-                &[]
-            };
             let text = run_child(
                 "heap::tests::serve_keeps_two_arenas_however_many_threads_allocate",
-                env,
+                limit,
             );
-            text.lines()
-                .find_map(|l| l.split("ARENAS=").nth(1))
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or_else(|| panic!("no arena count in: {text}"))
+            figure(&text, "ARENAS=") as usize
         };
         let limited = run(true);
         assert!(

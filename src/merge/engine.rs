@@ -300,9 +300,12 @@ impl Engine {
     /// Whether `event` is a SessionEnd whose sessions are all out of memory.
     fn can_hold(&self, event: &Event, sids: &[String]) -> bool {
         matches!(&event.payload, Payload::Hook(h) if h.name == HookEventName::SessionEnd)
-            && std::num::NonZeroU64::new(event.received_at).is_some()
-            && !sids.is_empty()
-            && sids.iter().all(|s| self.evicted.contains_key(s.as_str()))
+            && event.received_at > 0
+            && self.all_evicted(sids)
+    }
+
+    fn all_evicted(&self, sids: &[String]) -> bool {
+        !sids.is_empty() && sids.iter().all(|s| self.evicted.contains_key(s.as_str()))
     }
 
     /// Holds a stored SessionEnd for its sessions if they are all still out
@@ -312,7 +315,7 @@ impl Engine {
         let Some(at) = std::num::NonZeroU64::new(event.received_at) else {
             return false;
         };
-        if !sids.iter().all(|s| self.evicted.contains_key(s.as_str())) {
+        if !self.all_evicted(sids) {
             return false;
         }
         for sid in sids {
@@ -492,10 +495,9 @@ impl Engine {
         let grace = self.cfg.grace_period.as_nanos() as u64;
         let idle = self.cfg.idle_timeout.as_nanos() as u64;
         // Evicted sessions that timed out, or whose SessionEnd has waited out
-        // the grace (or is held at shutdown), come back to be closed: each
-        // is rebuilt in its turn
-        // below and leaves memory at once when it closes, so that thousands
-        // ending together are not all in memory at the same time.
+        // the grace (or is held at shutdown), come back to be closed: each is
+        // rebuilt in its turn below and leaves memory at once when it closes,
+        // so that thousands ending together are not all in memory at once.
         let mut ids: Vec<String> = self.sessions.keys().cloned().collect();
         ids.extend(
             self.evicted
@@ -513,23 +515,25 @@ impl Engine {
         let mut released_calls = 0;
         for sid in ids {
             self.revive(&sid);
-            let paths: Vec<String> = {
-                let live = &self.sessions[&sid];
-                if !live.dirty || !self.cfg.read_transcripts {
-                    Vec::new()
-                } else {
-                    let f = &live.session.facts;
-                    f.transcript_path
-                        .iter()
-                        .chain(
-                            live.session
-                                .agents
-                                .values()
-                                .filter_map(|a| a.transcript_path.as_ref()),
-                        )
-                        .map(|p| self.map_path(p))
-                        .collect()
-                }
+            // (A revived session is back in memory unless it had no store to
+            // be rebuilt from.)
+            let Some(live) = self.sessions.get(&sid) else {
+                continue;
+            };
+            let paths: Vec<String> = if !live.dirty || !self.cfg.read_transcripts {
+                Vec::new()
+            } else {
+                let f = &live.session.facts;
+                f.transcript_path
+                    .iter()
+                    .chain(
+                        live.session
+                            .agents
+                            .values()
+                            .filter_map(|a| a.transcript_path.as_ref()),
+                    )
+                    .map(|p| self.map_path(p))
+                    .collect()
             };
             let opts_max = self.cfg.max_content_bytes;
             let Some(live) = self.sessions.get_mut(&sid) else {

@@ -6,8 +6,8 @@ use std::net::TcpListener;
 
 /// A loopback port that is free now. It is drawn below the kernel's
 /// ephemeral range: a port from that range, released for a child, can be
-/// taken by any outgoing connection the benchmarks or tests open before the child binds
-/// it, and the child then fails to listen.
+/// taken by any outgoing connection the benchmarks or tests open before the
+/// child binds it, and the child then fails to listen.
 pub fn free_port() -> u16 {
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
